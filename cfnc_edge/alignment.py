@@ -1,0 +1,86 @@
+"""Coarse alignment: spatial transformers at image level (ICA) and feature level (FCA).
+
+Both follow the appendix of the paper: a localisation net of two 3x3 convs,
+two max-pools and two fully connected layers. ICA regresses one rotation
+angle; FCA regresses a full 2x3 affine matrix. The last layer starts at zero
+so both start as the identity and training moves them only when it pays.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def base_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(h*w, 3) homogeneous output coordinates in grid_sample's convention
+    (align_corners=False)."""
+    ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
+    xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(h * w, 3)
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Sample x at theta @ [u, v, 1] for every output position.
+
+    The grid is built with a matmul instead of F.affine_grid so that the
+    exported ONNX graph needs only MatMul + GridSample (opset 16), which every
+    TensorRT version we target parses.
+    """
+    b, _, h, w = x.shape
+    grid = (base_grid(h, w, x.device, x.dtype) @ theta.transpose(1, 2)).reshape(b, h, w, 2)
+    # border padding: zero padding would reward rotations that create matching
+    # black corners in every image instead of aligning the content.
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class _Localisation(nn.Module):
+    def __init__(self, in_channels: int, n_out: int, size: int):
+        super().__init__()
+        self.size = size
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 10, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+        )
+        flat = 10 * (size // 4) ** 2
+        self.fc = nn.Sequential(nn.Linear(flat, 32), nn.ReLU(inplace=True), nn.Linear(32, n_out))
+        nn.init.zeros_(self.fc[2].weight)
+        nn.init.zeros_(self.fc[2].bias)
+
+    def forward(self, x):
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.fc(self.features(x).flatten(1))
+
+
+class ImageAlignment(nn.Module):
+    """ICA: rotate each image to the batch consensus pose."""
+
+    def __init__(self, in_channels: int = 3, loc_size: int = 32):
+        super().__init__()
+        self.loc = _Localisation(in_channels, 1, loc_size)
+
+    def theta(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.loc(x)[:, 0]
+        c, s = torch.cos(a), torch.sin(a)
+        z = torch.zeros_like(a)
+        return torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1)], 1)
+
+    def forward(self, x):
+        t = self.theta(x)
+        return warp(x, t), t
+
+
+class FeatureAlignment(nn.Module):
+    """FCA: a free affine transform of a feature map, identity at start."""
+
+    def __init__(self, channels: int, loc_size: int = 16):
+        super().__init__()
+        self.loc = _Localisation(channels, 6, loc_size)
+        self.register_buffer("identity", torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), persistent=False)
+
+    def forward(self, x):
+        t = self.loc(x).view(-1, 2, 3) + self.identity
+        return warp(x, t)

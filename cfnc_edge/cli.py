@@ -1,0 +1,155 @@
+"""`cfnc-edge`: a thin Typer CLI over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import CfncError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Coarse-to-fine non-contrastive anomaly detection: train, fit, evaluate, inspect.")
+
+BundleOpt = typer.Option(..., "--bundle", "-b", help="Model bundle folder.")
+
+
+def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool):
+    from .model import ModelConfig
+
+    return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca)
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | resnet18 | wide_resnet50_2"),
+    weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
+    image_size: int = typer.Option(224, help="Model input size (square)."),
+    feature_dim: int = typer.Option(100, "--dim", help="Feature dimension d after projection."),
+    epochs: int = typer.Option(10),
+    batch_size: int = typer.Option(32),
+    lr: float = typer.Option(1e-4, help="Learning rate of backbone, FCA and heads."),
+    lr_ica: float = typer.Option(0.01, help="Learning rate of ICA."),
+    ica: bool = typer.Option(True, "--ica/--no-ica", help="Image-level coarse alignment."),
+    fca: bool = typer.Option(True, "--fca/--no-fca", help="Feature-level coarse alignment."),
+    noncontrastive: bool = typer.Option(True, "--noncontrastive/--no-noncontrastive",
+                                        help="Dense non-contrastive fine alignment."),
+    eps: float = typer.Option(0.01, help="Covariance regulariser."),
+    holdout: float = typer.Option(0.1, help="Fraction of good images held out to set the threshold."),
+    quantile: float = typer.Option(0.99, help="Threshold = this quantile of held-out good scores."),
+    threshold: Optional[float] = typer.Option(None, help="Set the decision threshold yourself."),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, help="Continue from <out>/checkpoint (settings come from it)."),
+):
+    """Train the model, fit the per-position Gaussian and write a bundle."""
+    from . import api
+    from .train import TrainConfig
+
+    b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca),
+                  TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
+                              noncontrastive=noncontrastive, seed=seed),
+                  eps=eps, holdout=holdout, quantile=quantile, threshold=threshold, resume=resume, weights=weights)
+    t = b.manifest["threshold"]
+    typer.echo(f"bundle written to {out} (threshold {t['value']:.3f})", err=True)
+
+
+@app.command()
+def fit(
+    bundle: Path = BundleOpt,
+    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
+    eps: Optional[float] = typer.Option(None, help="Covariance regulariser (default: the bundle's)."),
+    holdout: float = typer.Option(0.1),
+    quantile: float = typer.Option(0.99),
+    threshold: Optional[float] = typer.Option(None),
+):
+    """Refit the Gaussian and threshold of a trained bundle on good images."""
+    from . import api
+
+    b = api.refit(bundle, data, eps, holdout, quantile, threshold)
+    typer.echo(f"refitted {bundle} (threshold {b.threshold:.3f})", err=True)
+
+
+@app.command("eval")
+def eval_(
+    bundle: Path = BundleOpt,
+    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads test/, ground_truth/)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (Markdown + PNG)."),
+    backend: str = typer.Option("auto"),
+    precision: str = typer.Option("fp32"),
+    threshold: Optional[float] = typer.Option(None),
+    batch_size: int = typer.Option(8),
+):
+    """Image AUROC, pixel AUROC and PRO, overall and per defect type."""
+    from .evaluate import evaluate
+    from .inspector import Inspector
+
+    r = evaluate(Inspector(bundle, backend, precision, threshold), data, out, batch_size)
+    typer.echo(json.dumps(r.to_dict(), indent=2))
+    if out is not None:
+        typer.echo(f"report: {out / 'report.md'}", err=True)
+
+
+@app.command()
+def infer(
+    inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
+    bundle: Path = BundleOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for heatmap PNGs."),
+    backend: str = typer.Option("auto"),
+    precision: str = typer.Option("fp32"),
+    threshold: Optional[float] = typer.Option(None, help="Override the bundle's threshold."),
+    batch_size: int = typer.Option(8),
+):
+    """Score images: one JSON line per image (score, verdict) on stdout."""
+    from .api import infer_paths
+
+    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size):
+        typer.echo(json.dumps(line))
+
+
+@app.command()
+def generate(
+    out: Path = typer.Argument(..., help="Folder to write (MVTec AD layout)."),
+    n_train: int = typer.Option(80), n_test_good: int = typer.Option(20),
+    n_per_defect: int = typer.Option(10), size: int = typer.Option(256), seed: int = typer.Option(0),
+):
+    """Write the synthetic inspection dataset."""
+    from .data import generate_dataset
+
+    generate_dataset(out, n_train, n_test_good, n_per_defect, size, seed)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", "-o"),
+    epochs: int = typer.Option(5),
+    n_train: int = typer.Option(80),
+    n_per_defect: int = typer.Option(10),
+    image_size: int = typer.Option(224),
+    batch_size: int = typer.Option(32),
+):
+    """Synthetic data -> train -> fit -> evaluate -> report, in a few minutes on a CPU."""
+    from .api import run_demo
+
+    result = run_demo(out, epochs=epochs, n_train=n_train, n_per_defect=n_per_defect,
+                      image_size=image_size, batch_size=batch_size)
+    m = result.metrics
+    typer.echo(f"image AUROC {100 * m['image_auroc']:.1f}  pixel AUROC {100 * m['pixel_auroc']:.1f}  "
+               f"PRO {100 * m['pro']:.1f}")
+    typer.echo(f"report: {out / 'report' / 'report.md'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except CfncError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Image I/O and the one preprocessing step shared by every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read any image as 8-bit BGR (grayscale and alpha are converted)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"cannot read image {path}: missing, empty or not an image file")
+    return to_bgr(img, source=str(path))
+
+
+def to_bgr(img: np.ndarray, source: str = "frame") -> np.ndarray:
+    """Bring any frame (gray, BGR, BGRA, 16-bit) to 8-bit BGR."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise DataError(f"{source}: unsupported pixel type {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return img
+    raise DataError(f"{source}: unsupported image shape {img.shape}")
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read a ground-truth mask as bool, checking it matches its image."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise DataError(f"cannot read mask {path}")
+    if mask.shape != tuple(shape):
+        raise DataError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]}"
+        )
+    return mask > 127
+
+
+def preprocess(frames: list[np.ndarray], size: int) -> np.ndarray:
+    """BGR frames of any size -> uint8 RGB batch (B, 3, size, size).
+
+    Normalisation is not done here: it lives inside the model (and so inside
+    the exported graph), which keeps host-to-device copies at one byte a pixel.
+    """
+    out = np.empty((len(frames), 3, size, size), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        f = to_bgr(f)
+        interp = cv2.INTER_AREA if min(f.shape[:2]) > size else cv2.INTER_LINEAR
+        r = cv2.resize(f, (size, size), interpolation=interp)
+        out[i] = r[:, :, ::-1].transpose(2, 0, 1)
+    return out

@@ -1,0 +1,79 @@
+"""The Inspector: the one pipeline that infer, stream, eval and bench share.
+
+    frames (BGR uint8, any size) -> preprocess -> features -> Mahalanobis
+        -> anomaly map (unwarped, blurred) -> image score -> verdict
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .backends import FeatureBackend, create_backend
+from .bundle import GAUSSIAN, Bundle
+from .distance import CpuMahalanobis
+from .images import preprocess
+from .postprocess import anomaly_maps
+
+STAGES = ("preprocess", "features", "distance", "postprocess")
+
+
+@dataclass
+class Inspection:
+    """Result for one frame. `map` is at model resolution (S x S)."""
+
+    score: float
+    anomalous: bool | None
+    map: np.ndarray
+    frame_shape: tuple[int, int]
+
+    def full_map(self) -> np.ndarray:
+        """The anomaly map at the frame's own size."""
+        h, w = self.frame_shape
+        return cv2.resize(self.map, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class Inspector:
+    def __init__(self, bundle: Bundle | Path | str, backend: str | FeatureBackend = "auto",
+                 precision: str = "fp32", threshold: float | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+        cfg = self.bundle.model_config
+        self.image_size = int(cfg["image_size"])
+        self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
+        g = self.bundle.tensors(GAUSSIAN)
+        self.distance = CpuMahalanobis(g["mean"], g["factor"])
+        if threshold is None and "threshold" in self.bundle.manifest:
+            threshold = self.bundle.threshold
+        self.threshold = threshold
+        self.timings: dict[str, list[float]] = defaultdict(list)
+
+    def features(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        batch = preprocess(frames, self.image_size)
+        t1 = time.perf_counter()
+        out = self.backend(batch)
+        self.timings["preprocess"].append(t1 - t0)
+        self.timings["features"].append(time.perf_counter() - t1)
+        return out
+
+    def __call__(self, frames: list[np.ndarray]) -> list[Inspection]:
+        feats, thetas = self.features(frames)
+        t0 = time.perf_counter()
+        dist = self.distance(feats)
+        t1 = time.perf_counter()
+        maps = anomaly_maps(dist, thetas, self.image_size)
+        scores = maps.reshape(len(maps), -1).max(1)
+        self.timings["distance"].append(t1 - t0)
+        self.timings["postprocess"].append(time.perf_counter() - t1)
+        return [
+            Inspection(float(s), None if self.threshold is None else bool(s > self.threshold), m, f.shape[:2])
+            for s, m, f in zip(scores, maps, frames)
+        ]
+
+    def reset_timings(self) -> None:
+        self.timings.clear()
