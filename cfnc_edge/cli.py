@@ -143,6 +143,54 @@ def demo(
     typer.echo(f"report: {out / 'report' / 'report.md'}")
 
 
+@app.command()
+def export(
+    bundle: Path = BundleOpt,
+    images: Optional[Path] = typer.Option(None, help="Good images to check parity on (default: the training data)."),
+):
+    """Export ICA + backbone + FCA + projection to ONNX (fp32 and fp16), checked against PyTorch."""
+    from .bundle import Bundle
+    from .export import export as run
+
+    run(Bundle.open(bundle), images, log=lambda m: typer.echo(m, err=True))
+
+
+@app.command()
+def calibrate(
+    bundle: Path = BundleOpt,
+    images: Optional[Path] = typer.Option(None, help="Good images to calibrate on (default: train/good)."),
+    n: int = typer.Option(64, help="Number of calibration images."),
+    method: str = typer.Option("percentile", help="entropy | percentile | minmax"),
+    keep: str = typer.Option("stages.0", help="Comma-separated backbone stages kept in float ('' for none)."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval", help="MVTec-layout data: compare INT8 and FP32 accuracy."),
+):
+    """INT8: write a Q/DQ ONNX model calibrated on good images, and report its cost."""
+    from .bundle import Bundle
+    from .calibrate import calibrate as run
+
+    b = Bundle.open(bundle)
+    report = run(b, images, n, method, tuple(k for k in keep.split(",") if k), eval_data,
+                 log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def bench(
+    bundle: Path = BundleOpt,
+    images: Optional[Path] = typer.Option(None, help="Images to run on (default: the training data)."),
+    batch: list[int] = typer.Option([1, 8], help="Batch sizes (repeatable)."),
+    repeats: int = typer.Option(30), warmup: int = typer.Option(3),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for bench.md/.csv/.json."),
+):
+    """Latency, throughput, memory and stage split of every backend and precision present."""
+    from .bench import markdown_table, run_bench, write_results
+
+    rows = run_bench(bundle, images, batch, warmup, repeats)
+    typer.echo(markdown_table(rows))
+    if out is not None:
+        write_results(rows, out)
+
+
 def main() -> None:
     try:
         app()

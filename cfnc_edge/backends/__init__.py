@@ -21,12 +21,38 @@ class FeatureBackend(Protocol):
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def tensorrt_available() -> bool:
+    """TensorRT and CuPy importable and a CUDA device present."""
+    try:
+        import cupy
+        import tensorrt  # noqa: F401
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - missing packages, driver or device all mean "no"
+        return False
+
+
+def auto_backend(bundle: Bundle, precision: str) -> str:
+    """The fastest backend this machine and bundle support."""
+    from ..export import ONNX_FILES
+
+    if bundle.has(ONNX_FILES.get(precision, "")):
+        return "onnxruntime"
+    return "torch"
 
 
 def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") -> FeatureBackend:
-    if name in ("auto", "torch"):
+    if name == "auto":
+        name = auto_backend(bundle, precision)
+    if name == "torch":
         from .torch_backend import TorchBackend
 
         return TorchBackend(bundle, precision)
+    if name == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(bundle, precision)
     raise CfncError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
