@@ -191,6 +191,38 @@ def bench(
         write_results(rows, out)
 
 
+@app.command("build-engine")
+def build_engine(
+    bundle: Path = BundleOpt,
+    precision: str = typer.Option("fp16", help="fp32 | fp16 | int8 (from model.onnx, model-fp16.onnx, model-int8.onnx)"),
+    min_batch: int = typer.Option(1), opt_batch: int = typer.Option(8), max_batch: int = typer.Option(32),
+    workspace_mib: int = typer.Option(1024, help="Builder workspace limit."),
+):
+    """Build a TensorRT engine on this GPU (kept in <bundle>/engines/ with its timing cache)."""
+    from .backends import tensorrt_available
+    from .bundle import Bundle
+    from .engine import build_engine as run
+
+    if not tensorrt_available():
+        raise CfncError("build-engine needs an NVIDIA GPU with TensorRT and CuPy (pip install 'cfnc-edge[gpu]'); "
+                        "`cfnc-edge doctor` says what is missing")
+    info = run(Bundle.open(bundle), precision, min_batch, opt_batch, max_batch, workspace_mib,
+               log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps(info, indent=2))
+
+
+@app.command()
+def doctor(bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Also say what auto picks for it.")):
+    """What this machine can run: GPU, CUDA, TensorRT, CuPy, ONNX Runtime, and the kernel check."""
+    from .bundle import Bundle
+    from .doctor import report
+
+    rows = report(Bundle.open(bundle) if bundle else None)
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        typer.echo(f"{k:<{width}}  {v}")
+
+
 def main() -> None:
     try:
         app()

@@ -46,7 +46,17 @@ class Inspector:
         self.image_size = int(cfg["image_size"])
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
         g = self.bundle.tensors(GAUSSIAN)
-        self.distance = CpuMahalanobis(g["mean"], g["factor"])
+        # Where the features come out on the GPU, the distance (CUDA kernel) and
+        # the maps stay there too: only scores and maps come back to the host.
+        self.on_gpu = getattr(self.backend, "device", "cpu") == "gpu"
+        if self.on_gpu:
+            from .gpu.mahalanobis import GpuMahalanobis, gpu_anomaly_maps
+
+            self.distance = GpuMahalanobis(g["mean"], g["factor"])
+            self._maps = gpu_anomaly_maps
+        else:
+            self.distance = CpuMahalanobis(g["mean"], g["factor"])
+            self._maps = anomaly_maps
         if threshold is None and "threshold" in self.bundle.manifest:
             threshold = self.bundle.threshold
         self.threshold = threshold
@@ -57,17 +67,34 @@ class Inspector:
         batch = preprocess(frames, self.image_size)
         t1 = time.perf_counter()
         out = self.backend(batch)
+        self._sync()
         self.timings["preprocess"].append(t1 - t0)
         self.timings["features"].append(time.perf_counter() - t1)
         return out
 
     def __call__(self, frames: list[np.ndarray]) -> list[Inspection]:
+        if self.on_gpu:
+            with self.backend.stream:
+                return self._run(frames)
+        return self._run(frames)
+
+    def _sync(self) -> None:
+        # GPU work is asynchronous: a stage's time is only known once it is done
+        if self.on_gpu:
+            self.backend.stream.synchronize()
+
+    def _run(self, frames: list[np.ndarray]) -> list[Inspection]:
         feats, thetas = self.features(frames)
         t0 = time.perf_counter()
         dist = self.distance(feats)
+        self._sync()
         t1 = time.perf_counter()
-        maps = anomaly_maps(dist, thetas, self.image_size)
+        maps = self._maps(dist, thetas, self.image_size)
         scores = maps.reshape(len(maps), -1).max(1)
+        if self.on_gpu:
+            import cupy as cp
+
+            maps, scores = cp.asnumpy(maps), cp.asnumpy(scores)
         self.timings["distance"].append(t1 - t0)
         self.timings["postprocess"].append(time.perf_counter() - t1)
         return [

@@ -21,7 +21,7 @@ class FeatureBackend(Protocol):
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 def tensorrt_available() -> bool:
@@ -36,9 +36,16 @@ def tensorrt_available() -> bool:
 
 
 def auto_backend(bundle: Bundle, precision: str) -> str:
-    """The fastest backend this machine and bundle support."""
+    """The fastest backend this machine and bundle support: TensorRT (with the
+    CUDA distance kernel) where an engine for this GPU exists, else ONNX
+    Runtime where the bundle is exported, else PyTorch."""
     from ..export import ONNX_FILES
 
+    if tensorrt_available():
+        from ..engine import engine_precisions
+
+        if precision in engine_precisions(bundle):
+            return "tensorrt"
     if bundle.has(ONNX_FILES.get(precision, "")):
         return "onnxruntime"
     return "torch"
@@ -55,4 +62,11 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(bundle, precision)
+    if name == "tensorrt":
+        if not tensorrt_available():
+            raise CfncError("the tensorrt backend needs an NVIDIA GPU with TensorRT and CuPy installed "
+                            "(pip install 'cfnc-edge[gpu]'); `cfnc-edge doctor` says what is missing")
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(bundle, precision)
     raise CfncError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
