@@ -223,6 +223,47 @@ def doctor(bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="A
         typer.echo(f"{k:<{width}}  {v}")
 
 
+@app.command()
+def stream(
+    bundle: Path = BundleOpt,
+    camera: list[int] = typer.Option([], "--camera", "-c", help="Camera index (repeatable)."),
+    source: list[str] = typer.Option([], "--source", "-s", help="Video file, RTSP/HTTP URL or image folder (repeatable)."),
+    backend: str = typer.Option("auto"),
+    precision: str = typer.Option("fp32"),
+    threshold: Optional[float] = typer.Option(None),
+    output: Optional[Path] = typer.Option(None, "--output", help="JSON lines file (default: stdout)."),
+    save: Optional[Path] = typer.Option(None, help="Write annotated video / images here."),
+    save_anomalies: Optional[Path] = typer.Option(None, help="Save frames judged anomalous, with heatmaps."),
+    show: bool = typer.Option(False, help="Show frames in a window (needs a display)."),
+    max_batch: int = typer.Option(4, help="Largest batch of frames per backend call."),
+    max_wait_ms: float = typer.Option(5.0, help="Longest a frame waits for a batch to fill."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+):
+    """Inspect live: cameras, video files, streams or image folders; one JSON line per frame."""
+    import signal
+
+    from .inspector import Inspector
+    from .sources import make_source
+    from .stream import StreamOptions, StreamRunner
+
+    specs: list = list(camera) + list(source)
+    if not specs:
+        raise CfncError("give at least one --camera N or --source PATH|URL")
+    insp = Inspector(bundle, backend, precision, threshold)
+    out = open(output, "w") if output else sys.stdout
+    try:
+        runner = StreamRunner(insp, [make_source(s) for s in specs],
+                              StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, save=save,
+                                            save_anomalies=save_anomalies, show=show, max_frames=max_frames),
+                              out=out, status=sys.stderr)
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        summary = runner.run()
+    finally:
+        if output:
+            out.close()
+    typer.echo("\nsummary: " + json.dumps(summary), err=True)
+
+
 def main() -> None:
     try:
         app()
