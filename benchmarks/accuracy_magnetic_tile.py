@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing as mp
 import resource
 import sys
@@ -68,12 +69,20 @@ def main() -> None:
         print(f"{name}: image {row['image_auroc']:.4f} pixel {row['pixel_auroc']:.4f} pro {row['pro']:.4f} "
               f"train {row['train_s']}s peak {row['peak_rss_mib']} MiB", flush=True)
         rows.append(row)
+    if a.only:  # keep the rows of configurations not re-run, from the last full run
+        previous = json.loads((RESULTS / "accuracy-magnetic-tile.json").read_text())
+        fresh = {r["config"]: r for r in rows}
+        rows = [fresh.get(r["config"], r) for r in previous]
     write(rows, a)
 
 
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
 def write(rows: list[dict], a) -> None:
-    res = Path(__file__).resolve().parent / "results"
+    res = RESULTS
     res.mkdir(exist_ok=True)
+    (res / "accuracy-magnetic-tile.json").write_text(json.dumps(rows, indent=2))
     keys = ["config", "image_auroc", "pixel_auroc", "pro", "train_s", "train_fit_s", "peak_rss_mib"]
     with open(res / "accuracy-magnetic-tile.csv", "w", newline="") as f:
         w = csv.DictWriter(f, keys, extrasaction="ignore")
