@@ -59,7 +59,7 @@ def quantize(fp32_path: Path, calib: np.ndarray, method: str = "percentile",
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out), _reader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=cm, nodes_to_quantize=nodes,
+                        calibrate_method=cm, nodes_to_quantize=nodes, op_types_to_quantize=["Conv"],
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                        "CalibPercentile": 99.99})
         q = onnx.load(str(out))
@@ -70,23 +70,19 @@ def quantize(fp32_path: Path, calib: np.ndarray, method: str = "percentile",
 def calibrate(bundle: Bundle, images: Path | None = None, n: int = 64, method: str = "percentile",
               keep: tuple[str, ...] = ("stages.0",), eval_data: Path | None = None, log=print) -> dict:
     fp32 = onnx_path(bundle, "fp32")
-    calib = sample_images(bundle, images, n)
+    pool = sample_images(bundle, images, 2 * n)
+    # every other image calibrates, the rest measure the error on images the
+    # scales were not fitted on (all of them when there are too few)
+    calib, check = (pool[::2], pool[1::2]) if len(pool) > 1 else (pool, pool)
     log(f"calibrating on {len(calib)} good images ({method}), float stages: {', '.join(keep) or 'none'}")
     try:
         q = quantize(fp32, calib, method, keep)
-    except ValueError as exc:
-        # ORT's histogram calibrators fail on a tensor whose values are all equal
-        # (seen on tiny inputs); min-max handles it, and the report says so.
-        if method == "minmax":
-            raise
-        log(f"{method} calibration failed ({exc}); falling back to minmax")
-        method = f"minmax (fallback: {method} failed)"
-        q = quantize(fp32, calib, "minmax", keep)
+    except ValueError as exc:  # ORT's histogram calibrators on a degenerate activation range
+        raise CfncError(f"{method} calibration failed ({exc}); try --method minmax") from exc
     data = q.SerializeToString()
-    # feature error on images the scales were not fitted on, where possible
-    check = calib[1::2] if len(calib) > 1 else calib
     err = feature_error(run_session(str(fp32), check), run_session(data, check))
-    report = {"method": method, "images": len(calib), "keep_float": list(keep), "feature_error": err}
+    report = {"method": method, "images": len(calib), "check_images": len(check), "keep_float": list(keep),
+              "feature_error": err}
     log(f"int8 vs fp32 features: max |diff| {err['max_abs']:.3g}, mean |diff| {err['mean_abs']:.3g} "
         f"(mean_rel {err['mean_rel']:.3f})")
     bundle.write({ONNX_FILES["int8"]: data}, calibration=report)

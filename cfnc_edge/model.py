@@ -55,8 +55,13 @@ class CoarseToFine(nn.Module):
         cfg.channels = list(chans)
         self.cfg = cfg
         self.stages = nn.ModuleList(stages)
-        self.ica = ImageAlignment() if cfg.ica else None
-        self.fca = nn.ModuleList(FeatureAlignment(c) for c in chans) if cfg.fca else None
+        with torch.no_grad():  # tap sizes, for the FCA sampling grids
+            x, sizes = torch.zeros(1, 3, cfg.image_size, cfg.image_size), []
+            for st in self.stages.eval():
+                x = st(x)
+                sizes.append(x.shape[-1])
+        self.ica = ImageAlignment(size=cfg.image_size) if cfg.ica else None
+        self.fca = nn.ModuleList(FeatureAlignment(c, size=s) for c, s in zip(chans, sizes)) if cfg.fca else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
         # The projection is linear and so is upsampling, so each pyramid level
