@@ -4,7 +4,9 @@
 
 Each configuration runs in its own process (so peak memory is its own),
 trains on train/good, evaluates on test/ and writes one row to
-benchmarks/results/accuracy-magnetic-tile.{md,csv}.
+benchmarks/results/accuracy-magnetic-tile.{md,csv,json}. `--only` re-runs
+some configurations and keeps the other rows; a hand-written "## Reading"
+section at the end of the Markdown is kept.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def write(rows: list[dict], a) -> None:
     ]
     for r in rows:
         lines.append(f"| {r['config']} | {100 * r['image_auroc']:.1f} | {100 * r['pixel_auroc']:.1f} | "
-                     f"{100 * r['pro']:.1f} | {r['train_s']} | {r['train_fit_s']} | {r['peak_rss_mib']} |")
+                     f"{100 * r['pro']:.1f} | {r['train_s']} | {r['train_fit_s'] or 'n/a'} | {r['peak_rss_mib']} |")
     lines += ["", "Per defect type (image AUROC / pixel AUROC / PRO):", "",
               "| configuration | " + " | ".join(rows[0]["per_defect"]) + " |",
               "|---|" + "---|" * len(rows[0]["per_defect"])]
@@ -108,7 +110,9 @@ def write(rows: list[dict], a) -> None:
         cells = [f"{100 * v['image_auroc']:.1f} / {100 * v['pixel_auroc']:.1f} / {100 * v['pro']:.1f}"
                  for v in r["per_defect"].values()]
         lines.append(f"| {r['config']} | " + " | ".join(cells) + " |")
-    (res / "accuracy-magnetic-tile.md").write_text("\n".join(lines) + "\n")
+    md = res / "accuracy-magnetic-tile.md"
+    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
+    md.write_text("\n".join(lines) + "\n" + ("\n## Reading" + reading if reading else ""))
 
 
 if __name__ == "__main__":

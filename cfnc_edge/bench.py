@@ -100,11 +100,11 @@ def markdown_table(rows: list[dict]) -> str:
     return head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
 
 
-def write_results(rows: list[dict], out: Path, header: str = "") -> None:
+def write_results(rows: list[dict], out: Path, header: str = "", stem: str = "bench") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "bench.csv", "w", newline="") as f:
+    with open(out / f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    (out / "bench.json").write_text(json.dumps(rows, indent=2))
-    (out / "bench.md").write_text(header + markdown_table(rows))
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2))
+    (out / f"{stem}.md").write_text(header + markdown_table(rows))
