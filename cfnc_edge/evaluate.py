@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .data.mvtec import MVTecDataset, Sample
 from .inspector import Inspector
 from .metrics import image_auroc, pixel_auroc, pro_score
+from .postprocess import to_frame_size
 from .visualize import panel
 
 
@@ -80,12 +81,12 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
     per_image = sum(sum(v) for v in t.values()) / n
     result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image)
     if out_dir is not None:
-        _write_report(Path(out_dir), inspector, samples, scores, verdicts, result, examples_per_type)
+        _write_report(Path(out_dir), inspector, samples, scores, verdicts, maps, result, examples_per_type)
     return result
 
 
 def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores: np.ndarray,
-                  verdicts: np.ndarray, result: EvalResult, per_type: int) -> None:
+                  verdicts: np.ndarray, maps: np.ndarray, result: EvalResult, per_type: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "examples").mkdir(exist_ok=True)
     good_scores = scores[[not s.is_anomalous for s in samples]]
@@ -93,9 +94,10 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
     for i in _pick_examples(samples, scores, per_type):
         smp = samples[i]
         frame, mask = smp.load()
-        res = inspector([frame])[0]
+        full = to_frame_size(maps[i], frame.shape)
+        anomalous = bool(verdicts[i]) if inspector.threshold is not None else None
         name = f"examples/{smp.defect}_{smp.path.stem}.png"
-        cv2.imwrite(str(out / name), panel(frame, res.full_map(), res.score, res.anomalous, scale, mask))
+        cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous, scale, mask))
         result.examples.append(name)
     (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))

@@ -11,14 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .backends import FeatureBackend, create_backend
 from .bundle import GAUSSIAN, Bundle
 from .distance import CpuMahalanobis
 from .images import preprocess
-from .postprocess import anomaly_maps
+from .postprocess import anomaly_maps, to_frame_size
 
 STAGES = ("preprocess", "features", "distance", "postprocess")
 
@@ -34,8 +33,7 @@ class Inspection:
 
     def full_map(self) -> np.ndarray:
         """The anomaly map at the frame's own size."""
-        h, w = self.frame_shape
-        return cv2.resize(self.map, (w, h), interpolation=cv2.INTER_LINEAR)
+        return to_frame_size(self.map, self.frame_shape)
 
 
 class Inspector:

@@ -31,6 +31,11 @@ def unwarp(amap: np.ndarray, theta: np.ndarray) -> np.ndarray:
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
+def to_frame_size(amap: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A model-resolution map resized to a frame of the given (h, w, ...) shape."""
+    return cv2.resize(amap, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def is_identity(theta: np.ndarray) -> bool:
     return bool(np.allclose(theta, [[1, 0, 0], [0, 1, 0]], atol=1e-6))
 

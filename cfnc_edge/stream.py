@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .inspector import Inspector
-from .sources import CorruptFrame, SourceLost
+from .sources import CorruptFrame
 from .visualize import panel
 
 
