@@ -143,7 +143,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None,
             yield line
 
 
-def run_demo(out: Path | str, epochs: int = 5, n_train: int = 80, n_per_defect: int = 10,
+def run_demo(out: Path | str, epochs: int = 3, n_train: int = 200, n_per_defect: int = 10,
              image_size: int = 224, batch_size: int = 32, progress: bool = True):
     """The embedded default: synthetic data, full training, evaluation report."""
     from .data import generate_dataset

@@ -114,7 +114,7 @@ def infer(
 @app.command()
 def generate(
     out: Path = typer.Argument(..., help="Folder to write (MVTec AD layout)."),
-    n_train: int = typer.Option(80), n_test_good: int = typer.Option(20),
+    n_train: int = typer.Option(200), n_test_good: int = typer.Option(20),
     n_per_defect: int = typer.Option(10), size: int = typer.Option(256), seed: int = typer.Option(0),
 ):
     """Write the synthetic inspection dataset."""
@@ -126,8 +126,8 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o"),
-    epochs: int = typer.Option(5),
-    n_train: int = typer.Option(80),
+    epochs: int = typer.Option(3),
+    n_train: int = typer.Option(200, help="Good training images (fewer than ~d = 100 makes the Gaussian unreliable)."),
     n_per_defect: int = typer.Option(10),
     image_size: int = typer.Option(224),
     batch_size: int = typer.Option(32),

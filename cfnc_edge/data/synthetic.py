@@ -134,7 +134,7 @@ def _save(path: Path, img: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
-def generate_dataset(root: Path | str, n_train: int = 80, n_test_good: int = 20,
+def generate_dataset(root: Path | str, n_train: int = 200, n_test_good: int = 20,
                      n_per_defect: int = 10, size: int = 256, seed: int = 0,
                      max_rotation: float = 25.0, progress: bool = True) -> Path:
     """Write a synthetic dataset in the MVTec AD layout and return its root."""
