@@ -155,10 +155,10 @@ class StreamRunner:
             self.ready.notify()
 
     # ---- inference -----------------------------------------------------
-    def _take(self) -> list[Frame]:
+    def _take(self, limit: int) -> list[Frame]:
         batch: list[Frame] = []
         for q in self.queues:
-            while len(batch) < self.opt.max_batch:
+            while len(batch) < limit:
                 try:
                     batch.append(q.get_nowait())
                 except queue.Empty:
@@ -168,9 +168,12 @@ class StreamRunner:
     def _infer(self) -> None:
         inferred = 0
         while True:
-            batch = self._take()
+            # read `done` before taking: a source sets it only after its last
+            # frame is queued, so an empty take after it really is the end
+            finished = all(self.done) or self.stop_event.is_set()
+            batch = self._take(self.opt.max_batch)
             if not batch:
-                if all(self.done) or self.stop_event.is_set():
+                if finished:
                     break
                 with self.ready:
                     self.ready.wait(0.05)
@@ -179,7 +182,7 @@ class StreamRunner:
             while len(batch) < self.opt.max_batch and time.perf_counter() < deadline and not all(self.done):
                 with self.ready:
                     self.ready.wait(max(0.0, deadline - time.perf_counter()))
-                batch += self._take()[: self.opt.max_batch - len(batch)]
+                batch += self._take(self.opt.max_batch - len(batch))
             if self.opt.max_frames is not None:
                 batch = batch[: self.opt.max_frames - inferred]
             results = self.insp([f.image for f in batch])
