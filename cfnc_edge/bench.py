@@ -19,8 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .bundle import Bundle
-from .export import ONNX_FILES
-from .images import list_images, read_image
+from .export import ONNX_FILES, image_paths
+from .images import read_image
 from .inspector import STAGES, Inspector
 
 
@@ -37,14 +37,7 @@ def available(bundle: Bundle) -> list[tuple[str, str]]:
 
 
 def bench_frames(bundle: Bundle, images: Path | None, n: int) -> list[Path]:
-    if images is None:
-        root = bundle.manifest.get("data", {}).get("root")
-        images = Path(root) / "train" / "good" if root else None
-    if images is None or not Path(images).is_dir():
-        from .errors import CfncError
-
-        raise CfncError("no images to benchmark on: pass --images DIR")
-    paths = list_images(Path(images))
+    paths = image_paths(bundle, images)
     return [paths[i % len(paths)] for i in range(n)]
 
 

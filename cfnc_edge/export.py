@@ -69,17 +69,23 @@ def feature_error(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
             "max_rel": float(diff.max() / np.abs(ref).max()), "mean_rel": float(diff.mean() / np.abs(ref).mean())}
 
 
-def sample_images(bundle: Bundle, images: Path | None = None, n: int = 16) -> np.ndarray:
-    """uint8 batch of good images: from `images`, else the bundle's training data."""
+def image_paths(bundle: Bundle, images: Path | None = None) -> list[Path]:
+    """Images of `images`, else of the bundle's training data (train/good)."""
     if images is None:
         root = bundle.manifest.get("data", {}).get("root")
         images = Path(root) / "train" / "good" if root else None
         if images is None or not images.is_dir():
-            raise CfncError("no images to check against: pass --images DIR (good images)")
+            raise CfncError("the bundle's training images are not on this machine: pass --images DIR")
     images = Path(images)
     paths = list_images(images) if images.is_dir() else []
     if not paths:
         raise CfncError(f"{images} holds no images")
+    return paths
+
+
+def sample_images(bundle: Bundle, images: Path | None = None, n: int = 16) -> np.ndarray:
+    """uint8 batch of n good images spread over `images` (default: the training data)."""
+    paths = image_paths(bundle, images)
     step = max(1, len(paths) // n)
     return preprocess([read_image(p) for p in paths[::step][:n]], int(bundle.model_config["image_size"]))
 
