@@ -1,6 +1,6 @@
 """Accuracy on real data: the PaDiM baseline, the full method and its ablations.
 
-    python benchmarks/accuracy_magnetic_tile.py [--data ../shared/data/magnetic-tile] [--epochs 5]
+    python -m benchmarks.accuracy_magnetic_tile [--data ../shared/data/magnetic-tile] [--epochs 5]
 
 Each configuration runs in its own process (so peak memory is its own),
 trains on train/good, evaluates on test/ and writes one row to
@@ -16,12 +16,10 @@ import csv
 import json
 import multiprocessing as mp
 import resource
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from benchmarks.common import machine
 
 CONFIGS = {
     # name: (ica, fca, noncontrastive)
@@ -36,10 +34,10 @@ CONFIGS = {
 def run_one(args) -> dict:
     name, (ica, fca, nc), data, work, epochs = args
     from cfnc_edge.api import train
-    from cfnc_edge.evaluate import evaluate
-    from cfnc_edge.inspector import Inspector
-    from cfnc_edge.model import ModelConfig
-    from cfnc_edge.train import TrainConfig
+    from cfnc_edge.model.coarse_to_fine import ModelConfig
+    from cfnc_edge.model.train import TrainConfig
+    from cfnc_edge.report.evaluate import evaluate
+    from cfnc_edge.runtime.inspector import Inspector
 
     out = Path(work) / name.split(" ")[0].replace("(", "")
     t0 = time.perf_counter()
@@ -95,7 +93,7 @@ def write(rows: list[dict], a) -> None:
         f"Machine: {machine()}.",
         f"Data: `{a.data}` (762 train/good, 190 test/good, 392 defective). EfficientNet-Lite0, 224 px, "
         f"d = 100, {a.epochs} epochs, batch 32, the paper's optimiser settings; 10% of train/good held out "
-        "for the threshold. Command: `python benchmarks/accuracy_magnetic_tile.py"
+        "for the threshold. Command: `python -m benchmarks.accuracy_magnetic_tile"
         f" --epochs {a.epochs}`.", "",
         "| configuration | image AUROC | pixel AUROC | PRO | train s | train+fit s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",

@@ -1,6 +1,6 @@
 """`cfnc-edge bench` on the magnetic-tile bundle, committed with its machine.
 
-    python benchmarks/bench_magnetic_tile.py BUNDLE [--data ../shared/data/magnetic-tile]
+    python -m benchmarks.bench_magnetic_tile BUNDLE [--data ../shared/data/magnetic-tile]
 
 The bundle must be exported and calibrated (calibration/report.py does both).
 Every backend and precision present runs on the same test images, at batch 1
@@ -10,13 +10,10 @@ and 8; PyTorch FP32 is the baseline. Writes benchmarks/results/bench-magnetic-ti
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-from cfnc_edge.bench import run_bench, write_results  # noqa: E402
+from benchmarks.common import machine
+from cfnc_edge.report.bench import run_bench, write_results
 
 
 def main() -> None:
@@ -36,7 +33,7 @@ def main() -> None:
         f"(original sizes, so preprocessing includes the resize). {a.repeats} timed calls after 5 warm-up calls; "
         "latency is per call (a batch), stage columns are medians from the Inspector's own timers; each "
         "backend runs in its own process (peak RSS is its own). PyTorch FP32 is the baseline. "
-        f"Command: `python benchmarks/bench_magnetic_tile.py {a.bundle}`.", "",
+        f"Command: `python -m benchmarks.bench_magnetic_tile {a.bundle}`.", "",
         f"End-to-end CPU latency at batch 1 (preprocess + features + distance + postprocess), fastest: "
         f"{best['backend']} {best['precision']}, p50 {best['p50_ms']:.1f} ms, p99 {best['p99_ms']:.1f} ms "
         "(the goal is under 15 ms).", "", ""])

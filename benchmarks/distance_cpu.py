@@ -1,6 +1,6 @@
 """The CPU Mahalanobis step: whitening factor vs the full-inverse formulation.
 
-    python benchmarks/distance_cpu.py [--bundle B] [--repeats 50]
+    python -m benchmarks.distance_cpu [--bundle B] [--repeats 50]
 
 Same d, same data: the Gaussian of a trained bundle (or a random one of the
 default size, P = 56*56, d = 100) and features from that bundle's model.
@@ -19,17 +19,14 @@ Agreement is measured against a float64 evaluation of the full-inverse form.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-from cfnc_edge.distance import CpuMahalanobis  # noqa: E402
-from cfnc_edge.gaussian import unpack  # noqa: E402
+from benchmarks.common import machine
+from cfnc_edge.gaussian.packing import unpack
+from cfnc_edge.runtime.distance import CpuMahalanobis
 
 
 def timed(fn, repeats: int) -> float:
@@ -69,7 +66,7 @@ def main() -> None:
     single = CpuMahalanobis(mean, packed, threads=1)
     lines = ["# CPU distance step: whitening factor vs full inverse", "", f"Machine: {machine()}.", "",
              f"Data: {source}, P = {p} positions, d = {d}; features drawn around the mean. "
-             f"Median of {a.repeats} calls. Command: `python benchmarks/distance_cpu.py"
+             f"Median of {a.repeats} calls. Command: `python -m benchmarks.distance_cpu"
              f"{' --bundle ' + a.bundle if a.bundle else ''}`.", "",
              "| batch | method | ms per call | speed-up vs einsum full inverse | speed-up vs matmul full inverse "
              "| max rel. diff vs float64 |", "|---|---|---|---|---|---|"]

@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from benchmarks.common import machine
 
 
 def time_gpu(fn, repeats=50) -> float:
@@ -40,8 +38,8 @@ def time_gpu(fn, repeats=50) -> float:
 def kernel_rows(positions=3136, dim=100) -> list[dict]:
     import cupy as cp
 
-    from cfnc_edge.gaussian import unpack
-    from cfnc_edge.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.gaussian.packing import unpack
+    from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
 
     props = cp.cuda.runtime.getDeviceProperties(0)
     bandwidth = 2 * props["memoryClockRate"] * 1e3 * props["memoryBusWidth"] / 8  # bytes/s
@@ -75,13 +73,13 @@ def kernel_rows(positions=3136, dim=100) -> list[dict]:
 
 def pipeline_rows(work: Path) -> list[dict]:
     from cfnc_edge.api import train
-    from cfnc_edge.bench import run_bench
-    from cfnc_edge.calibrate import calibrate
     from cfnc_edge.data import generate_dataset
-    from cfnc_edge.engine import build_engine
-    from cfnc_edge.export import export
-    from cfnc_edge.model import ModelConfig
-    from cfnc_edge.train import TrainConfig
+    from cfnc_edge.deploy.calibrate import calibrate
+    from cfnc_edge.deploy.engine import build_engine
+    from cfnc_edge.deploy.export import export
+    from cfnc_edge.model.coarse_to_fine import ModelConfig
+    from cfnc_edge.model.train import TrainConfig
+    from cfnc_edge.report.bench import run_bench
 
     data = generate_dataset(work / "data", n_train=64, n_test_good=8, n_per_defect=4, progress=False)
     b = train(data, work / "bundle", ModelConfig(), TrainConfig(epochs=1), progress=False)
@@ -98,7 +96,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/gpu")
     out = Path(ap.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
-    from cfnc_edge.bench import markdown_table, write_results
+    from cfnc_edge.report.bench import markdown_table, write_results
 
     k = kernel_rows()
     lines = ["# GPU benchmarks", "", f"Machine: {machine()}.", "",

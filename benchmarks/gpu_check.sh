@@ -10,7 +10,7 @@ python3 -m pip install -q -e ".[test,gpu]" 2>&1 | tail -2
 python3 -m cfnc_edge doctor | tee "$out/doctor.txt"
 timeout 300 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tee "$out/gpu-tests.txt"
 tests_rc=${PIPESTATUS[0]}
-timeout 240 python3 benchmarks/gpu_bench.py --out "$out" 2>&1 | tee "$out/gpu-bench.log"
+timeout 240 python -m benchmarks.gpu_bench --out "$out" 2>&1 | tee "$out/gpu-bench.log"
 bench_rc=${PIPESTATUS[0]}
 echo "gpu tests rc=$tests_rc, gpu bench rc=$bench_rc"
 exit $(( tests_rc != 0 || bench_rc != 0 ))

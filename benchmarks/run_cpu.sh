@@ -5,13 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data/magnetic-tile}"
 work="${2:-/tmp/cfnc-accuracy}"
-python3 benchmarks/accuracy_magnetic_tile.py --data "$data" --work "$work" --epochs 5
+python -m benchmarks.accuracy_magnetic_tile --data "$data" --work "$work" --epochs 5
 bundle="$work/full/bundle-111"
 python3 calibration/report.py "$bundle" "$data" calibration/int8-magnetic-tile.md
-python3 benchmarks/bench_magnetic_tile.py "$bundle" --data "$data"
-python3 benchmarks/distance_cpu.py --bundle "$bundle"
+python -m benchmarks.bench_magnetic_tile "$bundle" --data "$data"
+python -m benchmarks.distance_cpu --bundle "$bundle"
 python3 -m cfnc_edge demo --out /tmp/cfnc-demo
 python3 calibration/report.py /tmp/cfnc-demo/bundle /tmp/cfnc-demo/data calibration/int8-demo.md
 python3 -m cfnc_edge export --bundle /tmp/cfnc-demo/bundle
-python3 benchmarks/soak_stream.py --bundle /tmp/cfnc-demo/bundle --frames 6000
-python3 benchmarks/kernel_compile.py
+python -m benchmarks.soak_stream --bundle /tmp/cfnc-demo/bundle --frames 6000
+python -m benchmarks.kernel_compile

@@ -1,6 +1,6 @@
 """Soak run of `stream` on a file source: memory stays flat, sustained FPS and latency.
 
-    python benchmarks/soak_stream.py --bundle B [--frames 6000]
+    python -m benchmarks.soak_stream --bundle B [--frames 6000]
 
 Writes a video of synthetic parts (OpenCV), streams every frame of it through
 StreamRunner (threads, batching; the bundle's auto backend), samples the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import threading
 import time
@@ -22,13 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-
-from cfnc_edge.data.synthetic import render_defective, render_good  # noqa: E402
-from cfnc_edge.inspector import Inspector  # noqa: E402
-from cfnc_edge.sources import VideoSource  # noqa: E402
-from cfnc_edge.stream import StreamOptions, StreamRunner  # noqa: E402
+from benchmarks.common import machine
+from cfnc_edge.data.synthetic import render_defective, render_good
+from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.stream.runner import StreamOptions, StreamRunner
+from cfnc_edge.stream.sources import VideoSource
 
 
 def rss_mib() -> float:
@@ -90,7 +87,7 @@ def main() -> None:
     lines = ["# Streaming soak run", "", f"Machine: {machine()}.", "",
              f"Bundle `{a.bundle}`, backend {insp.backend.name} ({insp.backend.precision}), file source of "
              f"{a.frames} frames (256x256 synthetic parts, MJPG), every frame processed, max batch {a.max_batch}. "
-             f"Command: `python benchmarks/soak_stream.py --bundle {a.bundle} --frames {a.frames}`.", "",
+             f"Command: `python -m benchmarks.soak_stream --bundle {a.bundle} --frames {a.frames}`.", "",
              "| | frames | FPS | latency p50 ms | latency p99 ms |", "|---|---|---|---|---|",
              f"| stream (threads + batching) | {summary['frames']} | {summary['fps']:.1f} | "
              f"{summary['latency_p50_ms']:.1f} | {summary['latency_p99_ms']:.1f} |",

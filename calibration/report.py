@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from common import machine  # noqa: E402
 
 from cfnc_edge.bundle import Bundle  # noqa: E402
-from cfnc_edge.calibrate import calibrate  # noqa: E402
-from cfnc_edge.export import export  # noqa: E402
+from cfnc_edge.deploy.calibrate import calibrate  # noqa: E402
+from cfnc_edge.deploy.export import export  # noqa: E402
 
 
 def main() -> None:

@@ -1,3 +1,3 @@
-from .cli import main
+from cfnc_edge.cli import main
 
 main()

@@ -24,8 +24,8 @@ import numpy as np
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save as save_np
 
-from . import __version__
-from .errors import BundleError
+from cfnc_edge import __version__
+from cfnc_edge.errors import BundleError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

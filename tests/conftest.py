@@ -1,6 +1,9 @@
+import shutil
+
 import numpy as np
 import pytest
 
+from cfnc_edge.bundle import Bundle
 from cfnc_edge.data import generate_dataset
 
 TINY = 64  # model input size for tests: every stage runs, in seconds
@@ -15,12 +18,26 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_data, tmp_path_factory):
     from cfnc_edge.api import train
-    from cfnc_edge.model import ModelConfig
-    from cfnc_edge.train import TrainConfig
+    from cfnc_edge.model.coarse_to_fine import ModelConfig
+    from cfnc_edge.model.train import TrainConfig
 
     out = tmp_path_factory.mktemp("bundle")
     return train(tiny_data, out, ModelConfig(image_size=TINY, feature_dim=16),
                  TrainConfig(epochs=1, batch_size=4), holdout=0.25, progress=False)
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_bundle, tmp_path_factory):
+    """A copy of the tiny bundle with fp32/fp16 ONNX models and an INT8 one."""
+    from cfnc_edge.deploy.calibrate import calibrate
+    from cfnc_edge.deploy.export import export
+
+    dest = tmp_path_factory.mktemp("exported") / "b"
+    shutil.copytree(tiny_bundle.path, dest)
+    b = Bundle.open(dest)
+    report = export(b, log=lambda m: None)
+    calibrate(b, n=8, log=lambda m: None)
+    return Bundle.open(dest), report
 
 
 @pytest.fixture

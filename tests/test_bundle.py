@@ -7,7 +7,7 @@ import pytest
 from cfnc_edge.bundle import GAUSSIAN, MANIFEST, WEIGHTS, Bundle
 from cfnc_edge.errors import BundleError
 from cfnc_edge.images import read_image
-from cfnc_edge.inspector import Inspector
+from cfnc_edge.runtime.inspector import Inspector
 
 
 @pytest.fixture

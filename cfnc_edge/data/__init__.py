@@ -1,4 +1,4 @@
-from .mvtec import MVTecDataset, Sample
-from .synthetic import generate_dataset
+from cfnc_edge.data.mvtec import MVTecDataset, Sample
+from cfnc_edge.data.synthetic import generate_dataset
 
 __all__ = ["MVTecDataset", "Sample", "generate_dataset"]

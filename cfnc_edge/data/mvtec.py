@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..images import list_images, read_image, read_mask
+from cfnc_edge.errors import DataError
+from cfnc_edge.images import list_images, read_image, read_mask
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,27 @@
+"""`cfnc-edge`: a thin Typer CLI over the Python API (`cfnc_edge.api`).
+
+Each command parses its options, calls one API function and prints; user
+errors (`CfncError`) become one `error:` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cfnc_edge.cli import deployment, inspection, streaming, training  # noqa: F401 - registers the commands
+from cfnc_edge.cli.app import app
+from cfnc_edge.errors import CfncError
+
+
+def main() -> None:
+    try:
+        app()
+    except CfncError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Live inspection: stream."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from cfnc_edge.cli.app import BundleOpt, app
+
+
+@app.command()
+def stream(
+    bundle: Path = BundleOpt,
+    camera: list[int] = typer.Option([], "--camera", "-c", help="Camera index (repeatable)."),
+    source: list[str] = typer.Option([], "--source", "-s", help="Video file, RTSP/HTTP URL or image folder (repeatable)."),
+    backend: str = typer.Option("auto"),
+    precision: str = typer.Option("fp32"),
+    threshold: Optional[float] = typer.Option(None),
+    output: Optional[Path] = typer.Option(None, "--output", help="JSON lines file (default: stdout)."),
+    save: Optional[Path] = typer.Option(None, help="Write annotated video / images here."),
+    save_anomalies: Optional[Path] = typer.Option(None, help="Save frames judged anomalous, with heatmaps."),
+    show: bool = typer.Option(False, help="Show frames in a window (needs a display)."),
+    max_batch: int = typer.Option(4, help="Largest batch of frames per backend call."),
+    max_wait_ms: float = typer.Option(5.0, help="Longest a frame waits for a batch to fill."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+):
+    """Inspect live: cameras, video files, streams or image folders; one JSON line per frame."""
+    import signal
+
+    from cfnc_edge import api
+
+    options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, save=save,
+                                save_anomalies=save_anomalies, show=show, max_frames=max_frames)
+    summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
+                         status=sys.stderr,
+                         on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
+    typer.echo("\nsummary: " + json.dumps(summary), err=True)

@@ -1,0 +1,127 @@
+"""Evaluation on an MVTec-layout test set: metrics, overlays, Markdown report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from cfnc_edge.data.mvtec import MVTecDataset, Sample
+from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
+from cfnc_edge.report.visualize import panel
+from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.runtime.postprocess import to_frame_size
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    per_defect: dict[str, dict[str, float]]
+    threshold: dict = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    seconds_per_image: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"metrics": self.metrics, "per_defect": self.per_defect, "threshold": self.threshold,
+                "seconds_per_image": self.seconds_per_image}
+
+
+def _metrics(scores, labels, maps, masks) -> dict[str, float]:
+    return {"image_auroc": image_auroc(scores, labels), "pixel_auroc": pixel_auroc(maps, masks),
+            "pro": pro_score(maps, masks) if masks.any() else float("nan")}
+
+
+def _pick_examples(samples: list[Sample], scores: np.ndarray, per_type: int) -> list[int]:
+    """The highest- and lowest-scoring images of every type: what worked and what did not."""
+    chosen: list[int] = []
+    for defect in sorted({s.defect for s in samples}):
+        idx = [i for i, s in enumerate(samples) if s.defect == defect]
+        idx.sort(key=lambda i: scores[i])
+        half = max(1, per_type // 2)
+        chosen += list(dict.fromkeys(idx[-half:][::-1] + idx[:per_type - half]))
+    return chosen
+
+
+def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | None = None,
+             batch_size: int = 8, examples_per_type: int = 2, progress: bool = True) -> EvalResult:
+    samples = MVTecDataset(data_root).test_samples()
+    s = inspector.image_size
+    n = len(samples)
+    maps = np.empty((n, s, s), np.float32)
+    masks = np.empty((n, s, s), bool)
+    scores = np.empty(n, np.float64)
+    verdicts = np.zeros(n, bool)
+    inspector.reset_timings()
+    for i in tqdm(range(0, n, batch_size), desc="evaluating", disable=not progress, unit="batch", leave=False):
+        frames, gts = zip(*(smp.load() for smp in samples[i:i + batch_size]))
+        for j, (res, gt) in enumerate(zip(inspector(list(frames)), gts)):
+            maps[i + j], scores[i + j] = res.map, res.score
+            verdicts[i + j] = bool(res.anomalous)
+            masks[i + j] = cv2.resize(gt.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
+    labels = np.array([smp.is_anomalous for smp in samples])
+    defects = np.array([smp.defect for smp in samples])
+
+    overall = _metrics(scores, labels, maps, masks)
+    per_defect = {}
+    good = defects == "good"
+    for d in sorted(set(defects) - {"good"}):
+        sel = good | (defects == d)
+        per_defect[str(d)] = _metrics(scores[sel], labels[sel], maps[sel], masks[sel])
+        per_defect[str(d)]["n"] = int((defects == d).sum())
+    thr = {}
+    if inspector.threshold is not None:
+        thr = {"value": inspector.threshold,
+               "true_positive_rate": float(verdicts[labels].mean()),
+               "false_positive_rate": float(verdicts[~labels].mean())}
+    t = inspector.timings
+    per_image = sum(sum(v) for v in t.values()) / n
+    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image)
+    if out_dir is not None:
+        _write_report(Path(out_dir), inspector, samples, scores, verdicts, maps, result, examples_per_type)
+    return result
+
+
+def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores: np.ndarray,
+                  verdicts: np.ndarray, maps: np.ndarray, result: EvalResult, per_type: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "examples").mkdir(exist_ok=True)
+    good_scores = scores[[not s.is_anomalous for s in samples]]
+    scale = 2 * inspector.threshold if inspector.threshold else float(np.quantile(good_scores, 0.99)) * 2
+    for i in _pick_examples(samples, scores, per_type):
+        smp = samples[i]
+        frame, mask = smp.load()
+        full = to_frame_size(maps[i], frame.shape)
+        anomalous = bool(verdicts[i]) if inspector.threshold is not None else None
+        name = f"examples/{smp.defect}_{smp.path.stem}.png"
+        cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous, scale, mask))
+        result.examples.append(name)
+    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
+    (out / "report.md").write_text(render_markdown(result, inspector))
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v != v else f"{100 * v:.1f}"
+
+
+def render_markdown(result: EvalResult, inspector: Inspector) -> str:
+    m = result.metrics
+    lines = ["# Evaluation report", "",
+             f"Bundle: `{inspector.bundle.path}`, backend `{inspector.backend.name}` "
+             f"({inspector.backend.precision}), {result.seconds_per_image * 1000:.1f} ms per image in evaluation.", "",
+             "| | image AUROC | pixel AUROC | PRO (FPR<=0.3) | images |", "|---|---|---|---|---|",
+             f"| **all** | {_pct(m['image_auroc'])} | {_pct(m['pixel_auroc'])} | {_pct(m['pro'])} | |"]
+    for d, v in result.per_defect.items():
+        lines.append(f"| {d} | {_pct(v['image_auroc'])} | {_pct(v['pixel_auroc'])} | {_pct(v['pro'])} | {v['n']} |")
+    if result.threshold:
+        t = result.threshold
+        lines += ["", f"Decision threshold {t['value']:.3f}: {_pct(t['true_positive_rate'])}% of defective "
+                      f"images flagged, {_pct(t['false_positive_rate'])}% of good images flagged."]
+    if result.examples:
+        lines += ["", "## Examples", "", "Highest- and lowest-scoring images of each type "
+                  "(input, ground truth in red, anomaly heatmap).", ""]
+        lines += [f"![{e}]({e})" for e in result.examples]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,38 @@
+"""ONNX Runtime feature backend (fp32, fp16, int8 Q/DQ).
+
+Uses the CUDA execution provider when present, the CPU one otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cfnc_edge.bundle import Bundle
+from cfnc_edge.runtime.artefacts import check_exported_from, onnx_file
+
+
+def providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, bundle: Bundle, precision: str = "fp32"):
+        import onnxruntime as ort
+
+        self.precision = precision
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        path = onnx_file(bundle, precision)
+        self.session = ort.InferenceSession(str(path), opts, providers=providers())
+        check_exported_from(bundle, self.session.get_modelmeta().custom_metadata_map, path)
+        self.provider = self.session.get_providers()[0]
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats, theta = self.session.run(["features", "theta"], {"images": np.ascontiguousarray(batch)})
+        return feats, theta
