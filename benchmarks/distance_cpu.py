@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import machine
-from cfnc_edge.gaussian.packing import unpack
 from cfnc_edge.runtime.distance import CpuMahalanobis
+from cfnc_edge.scoring.packing import unpack
 
 
 def timed(fn, repeats: int) -> float:

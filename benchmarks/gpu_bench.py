@@ -38,8 +38,8 @@ def time_gpu(fn, repeats=50) -> float:
 def kernel_rows(positions=3136, dim=100) -> list[dict]:
     import cupy as cp
 
-    from cfnc_edge.gaussian.packing import unpack
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.scoring.packing import unpack
 
     props = cp.cuda.runtime.getDeviceProperties(0)
     bandwidth = 2 * props["memoryClockRate"] * 1e3 * props["memoryBusWidth"] / 8  # bytes/s

@@ -21,7 +21,7 @@ RANK = {
     "bundle": 1, "images": 1,
     "data": 2,
     "model": 3,
-    "gaussian": 4,
+    "scoring": 4,
     "runtime": 5,
     "report": 6,
     "deploy": 7, "stream": 7,

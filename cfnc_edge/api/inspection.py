@@ -30,6 +30,10 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     return paths
 
 
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
 def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None, backend: str = "auto",
                 precision: str = "fp32", threshold: float | None = None, batch_size: int = 8):
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set)."""
@@ -42,7 +46,8 @@ def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None,
         chunk = paths[i:i + batch_size]
         frames = [read_image(p) for p in chunk]
         for p, f, r in zip(chunk, frames, insp(frames)):
-            line = {"path": str(p), "score": round(r.score, 4), "anomalous": r.anomalous,
+            line = {"path": str(p), "score": round(r.score, 4), "normalized_score": _round(r.normalized_score),
+                    "anomalous": r.anomalous,
                     "threshold": insp.threshold}
             if out is not None:
                 dest = Path(out) / f"{p.stem}_heatmap.png"

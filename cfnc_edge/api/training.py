@@ -12,8 +12,6 @@ import torch
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
-from cfnc_edge.gaussian.fit import fit_gaussian, write_model
-from cfnc_edge.gaussian.threshold import threshold_from_scores
 from cfnc_edge.images import read_image
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.loading import load_model
@@ -25,6 +23,8 @@ from cfnc_edge.model.train import (
     read_checkpoint_config,
 )
 from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.scoring.fit import fit_gaussian, write_model
+from cfnc_edge.scoring.threshold import threshold_from_scores
 
 
 def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:

@@ -35,8 +35,8 @@ def kernel_check(dim: int = 37, batch: int = 3, positions: int = 50) -> float:
     """Compile the CUDA kernel and return its max relative error against float64."""
     import cupy as cp
 
-    from cfnc_edge.gaussian.packing import unpack
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.scoring.packing import unpack
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(positions, dim, dim))

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cfnc_edge.gaussian.packing import unpack
+from cfnc_edge.scoring.packing import unpack
 
 
 class CpuMahalanobis:

@@ -16,20 +16,33 @@ import numpy as np
 from cfnc_edge.bundle import GAUSSIAN, Bundle
 from cfnc_edge.images import preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
-from cfnc_edge.runtime.distance import CpuMahalanobis
-from cfnc_edge.runtime.postprocess import anomaly_maps, to_frame_size
+from cfnc_edge.runtime.postprocess import to_frame_size
+from cfnc_edge.scoring.threshold import normalized
 
 STAGES = ("preprocess", "features", "distance", "postprocess")
 
 
 @dataclass
 class Inspection:
-    """Result for one frame. `map` is at model resolution (S x S)."""
+    """Result for one frame. `map` is at model resolution (S x S).
+
+    `score` is the raw distance (the map's maximum); `normalized_score` maps
+    it so that the threshold sits at 0.5 (0 for a perfect match, 1 from
+    twice the threshold on), the convention anomalib users expect.
+    """
 
     score: float
-    anomalous: bool | None
+    threshold: float | None
     map: np.ndarray
     frame_shape: tuple[int, int]
+
+    @property
+    def anomalous(self) -> bool | None:
+        return None if self.threshold is None else bool(self.score > self.threshold)
+
+    @property
+    def normalized_score(self) -> float | None:
+        return None if self.threshold is None else float(normalized(self.score, self.threshold))
 
     def full_map(self) -> np.ndarray:
         """The anomaly map at the frame's own size."""
@@ -37,71 +50,53 @@ class Inspection:
 
 
 class Inspector:
+    """The inspection pipeline of one bundle on one backend.
+
+    `Inspector(bundle, backend="auto", precision="fp32", threshold=None)`;
+    call it with a list of BGR uint8 frames (any sizes) to get one
+    `Inspection` per frame. The backend is created by name through
+    `create_backend` (or passed ready-made); it also decides where the
+    distance and maps are computed. `timings` holds per-stage seconds.
+    """
+
     def __init__(self, bundle: Bundle | Path | str, backend: str | FeatureBackend = "auto",
                  precision: str = "fp32", threshold: float | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         cfg = self.bundle.model_config
         self.image_size = int(cfg["image_size"])
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
-        g = self.bundle.tensors(GAUSSIAN)
-        # Where the features come out on the GPU, the distance (CUDA kernel) and
-        # the maps stay there too: only scores and maps come back to the host.
-        self.on_gpu = getattr(self.backend, "device", "cpu") == "gpu"
-        if self.on_gpu:
-            from cfnc_edge.runtime.gpu.mahalanobis import (
-                GpuMahalanobis,
-                gpu_anomaly_maps,
-            )
-
-            self.distance = GpuMahalanobis(g["mean"], g["factor"])
-            self._maps = gpu_anomaly_maps
-        else:
-            self.distance = CpuMahalanobis(g["mean"], g["factor"])
-            self._maps = anomaly_maps
+        self.scoring = self.backend.scoring(self.bundle.tensors(GAUSSIAN))
         if threshold is None and "threshold" in self.bundle.manifest:
             threshold = self.bundle.threshold
         self.threshold = threshold
         self.timings: dict[str, list[float]] = defaultdict(list)
 
-    def features(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def features(self, frames: list[np.ndarray]):
         t0 = time.perf_counter()
         batch = preprocess(frames, self.image_size)
         t1 = time.perf_counter()
         out = self.backend(batch)
-        self._sync()
+        self.scoring.sync()
         self.timings["preprocess"].append(t1 - t0)
         self.timings["features"].append(time.perf_counter() - t1)
         return out
 
     def __call__(self, frames: list[np.ndarray]) -> list[Inspection]:
-        if self.on_gpu:
-            with self.backend.stream:
-                return self._run(frames)
-        return self._run(frames)
-
-    def _sync(self) -> None:
-        # GPU work is asynchronous: a stage's time is only known once it is done
-        if self.on_gpu:
-            self.backend.stream.synchronize()
+        with self.scoring.context():
+            return self._run(frames)
 
     def _run(self, frames: list[np.ndarray]) -> list[Inspection]:
         feats, thetas = self.features(frames)
         t0 = time.perf_counter()
-        dist = self.distance(feats)
-        self._sync()
+        dist = self.scoring.distance(feats)
+        self.scoring.sync()
         t1 = time.perf_counter()
-        maps = self._maps(dist, thetas, self.image_size)
+        maps = self.scoring.maps(dist, thetas, self.image_size)
         scores = maps.reshape(len(maps), -1).max(1)
-        if self.on_gpu:
-            import cupy as cp
-
-            maps, scores = cp.asnumpy(maps), cp.asnumpy(scores)
+        maps, scores = self.scoring.to_host(maps), self.scoring.to_host(scores)
         self.timings["distance"].append(t1 - t0)
         self.timings["postprocess"].append(time.perf_counter() - t1)
-        return [
-            Inspection(float(s), None if self.threshold is None else bool(s > self.threshold), m, f.shape[:2])
-            for s, m, f in zip(scores, maps, frames)
-        ]
+        return [Inspection(float(s), self.threshold, m, f.shape[:2]) for s, m, f in zip(scores, maps, frames)]
 
     def reset_timings(self) -> None:
         self.timings.clear()

@@ -202,7 +202,9 @@ class StreamRunner:
             f, r, latency = item
             src = self.sources[f.source]
             line = {"source": src.name, "frame": f.index, "timestamp": round(f.timestamp, 3),
-                    "score": round(r.score, 4), "anomalous": r.anomalous, "latency_ms": round(latency, 2)}
+                    "score": round(r.score, 4),
+                    "normalized_score": None if r.normalized_score is None else round(r.normalized_score, 4),
+                    "anomalous": r.anomalous, "latency_ms": round(latency, 2)}
             self.out.write(json.dumps(line) + "\n")
             with self.stats.lock:
                 self.stats.processed += 1

@@ -7,7 +7,6 @@ from onnx import numpy_helper
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.deploy.calibrate import calibrate
-from cfnc_edge.deploy.export import export
 from cfnc_edge.errors import BundleError, CfncError
 from cfnc_edge.images import read_image
 from cfnc_edge.report.bench import run_bench

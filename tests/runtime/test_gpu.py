@@ -74,7 +74,7 @@ def test_full_gpu_pipeline_matches_cpu_pipeline(engine_bundle, tiny_data, precis
 
     frames = [read_image(p) for p in sorted((tiny_data / "test").glob("*/*.png"))[:5]]
     gpu = Inspector(engine_bundle[0], "tensorrt", precision)
-    assert gpu.on_gpu
+    assert gpu.backend.device == "cuda"
     cpu = Inspector(engine_bundle[0], "onnxruntime", precision)
     for g, c in zip(gpu(frames), cpu(frames)):
         tol = 1e-3 if precision == "fp32" else 3e-2

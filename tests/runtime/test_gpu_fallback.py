@@ -28,7 +28,7 @@ from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
 b = Bundle.open({str(tiny_bundle.path)!r})
 assert not tensorrt_available()
-assert Inspector(b).backend.name == 'torch' and not Inspector(b).on_gpu
+assert Inspector(b).backend.name == 'torch' and Inspector(b).backend.device == 'cpu'
 try:
     create_backend(b, 'tensorrt')
 except CfncError as e:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfnc_edge.gaussian.packing import unpack
+from cfnc_edge.scoring.packing import unpack
 
 KERNELS = Path(__file__).resolve().parents[2] / "kernels"
 TARGETS = ("72", "75", "86", "87", "89", "90")

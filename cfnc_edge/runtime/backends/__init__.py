@@ -1,25 +1,17 @@
 """Feature backends: one interface, chosen in one place.
 
 A backend maps a uint8 RGB batch (B, 3, S, S) to the d-channel feature map
-(B, d, S/4, S/4) and the ICA transforms (B, 2, 3), both float32 NumPy.
+(B, d, S/4, S/4) and the ICA transforms (B, 2, 3), float32, on its device,
+and says how features on that device are scored (`scoring`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import numpy as np
-
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
+from cfnc_edge.runtime.backends.base import FeatureBackend, HostBackend
 
-
-class FeatureBackend(Protocol):
-    name: str
-    precision: str
-
-    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
+__all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "tensorrt_available"]
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 

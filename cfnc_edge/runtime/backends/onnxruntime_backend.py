@@ -9,6 +9,7 @@ import numpy as np
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.artefacts import check_exported_from, onnx_file
+from cfnc_edge.runtime.backends.base import HostBackend
 
 
 def providers() -> list[str]:
@@ -18,7 +19,7 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(HostBackend):
     name = "onnxruntime"
 
     def __init__(self, bundle: Bundle, precision: str = "fp32"):

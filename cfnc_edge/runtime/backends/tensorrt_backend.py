@@ -17,7 +17,7 @@ from cfnc_edge.runtime.gpu.engines import find_engine
 
 class TensorRTBackend:
     name = "tensorrt"
-    device = "gpu"
+    device = "cuda"
 
     def __init__(self, bundle: Bundle, precision: str = "fp16"):
         import cupy as cp
@@ -46,6 +46,11 @@ class TensorRTBackend:
             raise CfncError(f"{name} does not take uint8 frames: re-export the bundle and rebuild")
         self.pinned = cupyx.empty_pinned((self.max_batch, *self.input_shape), dtype=np.uint8)
         self.provider = f"TensorRT {trt.__version__}"
+
+    def scoring(self, gaussian: dict[str, np.ndarray]):
+        from cfnc_edge.runtime.gpu.scoring import GpuScoring
+
+        return GpuScoring(gaussian, self.stream)
 
     def __call__(self, batch: np.ndarray):
         b = len(batch)

@@ -8,10 +8,12 @@ import torch
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.model.loading import load_model
+from cfnc_edge.runtime.backends.base import HostBackend
 
 
-class TorchBackend:
+class TorchBackend(HostBackend):
     name = "torch"
+    provider = "PyTorch (CPU)"
 
     def __init__(self, bundle: Bundle, precision: str = "fp32"):
         if precision != "fp32":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cfnc_edge.gaussian.packing import tril_index
+from cfnc_edge.scoring.packing import tril_index
 
 
 class GaussianAccumulator:

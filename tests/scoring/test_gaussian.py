@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from cfnc_edge.gaussian.packing import packed_dim, unpack
-from cfnc_edge.gaussian.statistics import GaussianAccumulator, whitening_factor
 from cfnc_edge.runtime.distance import CpuMahalanobis
+from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
+from cfnc_edge.scoring.packing import packed_dim, unpack
 
 
 def random_features(rng, n, d, h, w):

@@ -7,8 +7,8 @@ import torch
 from tqdm import tqdm
 
 from cfnc_edge.bundle import GAUSSIAN, WEIGHTS, Bundle
-from cfnc_edge.gaussian.statistics import GaussianAccumulator, whitening_factor
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
 
 
 @torch.inference_mode()

@@ -1,0 +1,31 @@
+"""The interface every feature backend implements."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from cfnc_edge.runtime.scoring import CpuScoring, Scoring
+
+
+class FeatureBackend(Protocol):
+    name: str
+    precision: str
+    device: str  # "cpu" or "cuda": where features come out
+    provider: str  # what actually runs the model (execution provider, TensorRT version, ...)
+    stream: Any  # the CUDA stream the backend runs on; None on the CPU
+
+    def __call__(self, batch: np.ndarray) -> tuple[Any, Any]: ...
+
+    def scoring(self, gaussian: dict[str, np.ndarray]) -> Scoring: ...
+
+
+class HostBackend:
+    """Shared by backends whose features come out in host memory."""
+
+    device = "cpu"
+    stream = None
+
+    def scoring(self, gaussian: dict[str, np.ndarray]) -> Scoring:
+        return CpuScoring(gaussian)
