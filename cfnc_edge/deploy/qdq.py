@@ -59,7 +59,7 @@ def qdq_problems(model: onnx.ModelProto) -> list[str]:
             if n.op_type == "QuantizeLinear":
                 problems.append(f"QuantizeLinear {name} has no zero point (so UINT8), TensorRT needs INT8")
         elif types.get(zp) != int8:
-            problems.append(f"{n.op_type} {name} has a {TensorProto.DataType.Name(types.get(zp, 0))} zero point, "
+            problems.append(f"{n.op_type} {name} has zero point type {TensorProto.DataType.Name(types.get(zp, 0))}, "
                             "TensorRT needs INT8")
         elif zp not in values or np.any(values[zp] != 0):
             problems.append(f"{n.op_type} {name} is asymmetric (zero point not 0), TensorRT needs zero point 0")

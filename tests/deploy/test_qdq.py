@@ -66,7 +66,7 @@ def test_check_catches_asymmetric_and_uint8_activations():
     asym = qdq_problems(_conv_model(TensorProto.INT8, bias_zp=0, act_zp=5))
     assert len(asym) == 2 and all("zero point not 0" in p for p in asym)  # q_x and dq_x
     uint8 = qdq_problems(_conv_model(TensorProto.INT8, bias_zp=0, act_zp_dtype=TensorProto.UINT8))
-    assert any("dq_x takes UINT8" in p for p in uint8) and any("UINT8 zero point" in p for p in uint8)
+    assert any("dq_x takes UINT8" in p for p in uint8) and any("zero point type UINT8" in p for p in uint8)
     assert qdq_problems(_conv_model(TensorProto.INT8)) == []  # DQ of INT8 without a zero point: 0 by default
     no_zp = _conv_model(TensorProto.INT8)
     del no_zp.graph.node[0].input[2]  # QuantizeLinear without a zero point quantizes to UINT8
