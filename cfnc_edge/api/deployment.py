@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable
 
 from cfnc_edge.bundle import Bundle
-from cfnc_edge.errors import CfncError
 
 Log = Callable[[str], None]
 
@@ -34,11 +33,9 @@ def calibrate(bundle: Bundle | Path | str, images: Path | None = None, n: int = 
 def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch: int = 1, opt_batch: int = 8,
                  max_batch: int = 32, workspace_mib: int = 1024, log: Log = print) -> dict:
     """Build a TensorRT engine for this GPU into <bundle>/engines/, checked against ONNX Runtime."""
-    from cfnc_edge.runtime.backends import tensorrt_available
+    from cfnc_edge.runtime.gpu.device import require
 
-    if not tensorrt_available():
-        raise CfncError("build-engine needs an NVIDIA GPU with TensorRT and CuPy (pip install 'cfnc-edge[gpu]'); "
-                        "`cfnc-edge doctor` says what is missing")
+    require("tensorrt", "build-engine")
     from cfnc_edge.deploy.engine import build_engine as run
 
     return run(_open(bundle), precision, min_batch, opt_batch, max_batch, workspace_mib, log=log)

@@ -24,6 +24,7 @@ from cfnc_edge.bundle import Bundle
 from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.deploy.export import onnx_path
 from cfnc_edge.deploy.parity import feature_error, run_session
+from cfnc_edge.deploy.qdq import check_tensorrt_qdq
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.artefacts import ONNX_FILES
 
@@ -68,9 +69,11 @@ def quantize(fp32_path: Path, calib: np.ndarray, method: str = "percentile",
         quantize_static(str(pre), str(out), _reader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=cm, nodes_to_quantize=nodes, op_types_to_quantize=["Conv"],
+                        # biases stay float: TensorRT's parser refuses a DequantizeLinear of an INT32 bias
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "CalibPercentile": 99.99})
+                                       "QuantizeBias": False, "CalibPercentile": 99.99})
         q = onnx.load(str(out))
+    check_tensorrt_qdq(q)
     onnx.helper.set_model_props(q, {p.key: p.value for p in model.metadata_props})
     return q
 

@@ -1,4 +1,6 @@
-"""`cfnc-edge doctor`: what this machine can run, and which backend `auto` picks."""
+"""`cfnc-edge doctor`: what this machine can run, whether its CUDA stack fits
+together (deploy/cuda_stack.py, with the fix for each mismatch), and which
+backend `auto` picks."""
 
 from __future__ import annotations
 
@@ -7,28 +9,15 @@ import platform
 
 import numpy as np
 
+from cfnc_edge.deploy.cuda_stack import findings, read_stack
+from cfnc_edge.runtime.gpu.device import cuda_devices, gpu_info, missing
+
 
 def _version(pkg: str) -> str:
     try:
         return md.version(pkg)
     except md.PackageNotFoundError:
         return "not installed"
-
-
-def _gpu() -> tuple[dict, str | None]:
-    try:
-        import cupy as cp
-
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # noqa: BLE001 - any failure means no usable GPU
-        return {}, f"no usable GPU ({type(exc).__name__}: {exc})"
-    if n == 0:
-        return {}, "no CUDA device"
-    p = cp.cuda.runtime.getDeviceProperties(0)
-    name = p["name"].decode() if isinstance(p["name"], bytes) else p["name"]
-    return {"gpu": f"{name} (sm{p['major']}{p['minor']}, {p['totalGlobalMem'] / 2**30:.0f} GiB)",
-            "driver": str(cp.cuda.runtime.driverGetVersion()), "cuda runtime": str(cp.cuda.runtime.runtimeGetVersion()),
-            "cupy": cp.__version__}, None
 
 
 def kernel_check(dim: int = 37, batch: int = 3, positions: int = 50) -> float:
@@ -63,24 +52,29 @@ def report(bundle=None) -> list[tuple[str, str]]:
         rows.append(("onnxruntime providers", ", ".join(ort.get_available_providers())))
     except ImportError:
         pass
-    gpu, why = _gpu()
-    rows += list(gpu.items()) or [("gpu", why)]
-    if gpu:
+    rows += findings(read_stack())
+    gpus = cuda_devices()
+    if gpus:
+        gpu = gpu_info(0)
+        rows.append(("gpu", f"{gpu.name} (sm{gpu.compute_capability}, {gpu.memory_gib:.0f} GiB)"
+                            + (f", and {gpus - 1} more" if gpus > 1 else "")))
         try:
             err = kernel_check()
             rows.append(("mahalanobis kernel", f"compiled; max rel. error vs float64 {err:.1e} "
                                                f"({'ok' if err < 1e-4 else 'TOO LARGE'})"))
         except Exception as exc:  # noqa: BLE001 - report, do not crash the diagnosis
             rows.append(("mahalanobis kernel", f"FAILED: {type(exc).__name__}: {exc}"))
-    from cfnc_edge.runtime.backends import tensorrt_available
-
-    rows.append(("tensorrt path", "available" if tensorrt_available() else "unavailable"))
+    else:
+        rows.append(("gpu", "no CUDA device"))
+    for backend in ("tensorrt", "torch-cuda"):
+        why = missing(backend)
+        rows.append((f"{backend} path", "available" if why is None else f"unavailable: {why}"))
     if bundle is not None:
         from cfnc_edge.runtime.backends import auto_backend
 
         for precision in ("fp32", "fp16", "int8"):
             rows.append((f"auto backend ({precision})", auto_backend(bundle, precision)))
     else:
-        rows.append(("auto backend", "tensorrt where an engine is built, else onnxruntime if exported, else torch"
-                     if tensorrt_available() else "onnxruntime if the bundle is exported, else torch"))
+        rows.append(("auto backend", "tensorrt where an engine is built, else torch-cuda (fp32, fp16), else "
+                                     "onnxruntime if the bundle is exported, else torch"))
     return rows

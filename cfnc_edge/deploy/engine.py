@@ -47,6 +47,9 @@ def build_engine(bundle: Bundle, precision: str = "fp16", min_batch: int = 1, op
         raise CfncError(f"TensorRT could not parse {src.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+    if precision == "fp32":
+        # TF32 is on by default (sm_80+: Orin, Ampere, Hopper); an FP32 engine computes in FP32
+        config.clear_flag(trt.BuilderFlag.TF32)
     size = int(bundle.model_config["image_size"])
     profile = builder.create_optimization_profile()
     profile.set_shape("images", (min_batch, 3, size, size), (opt_batch, 3, size, size), (max_batch, 3, size, size))
@@ -74,13 +77,16 @@ def build_engine(bundle: Bundle, precision: str = "fp16", min_batch: int = 1, op
 
 def check_engine(bundle: Bundle, precision: str, log=print) -> dict:
     """Engine features against ONNX Runtime (same ONNX) on the bundle's own images."""
-    import cupy as cp
-
     from cfnc_edge.runtime.backends.tensorrt_backend import TensorRTBackend
 
     batch = sample_images(bundle, None, 8)
     ref = run_session(str(onnx_path(bundle, precision)), batch)
-    got = cp.asnumpy(TensorRTBackend(bundle, precision)(batch)[0])
+    backend = TensorRTBackend(bundle, precision)
+    features = backend(batch)[0]
+    # copied on the engine's (non-blocking) stream, so after execute_async_v3, and waited
+    # for while `backend` still owns the device buffers the features live in
+    got = features.get(stream=backend.stream)
+    backend.stream.synchronize()
     err = feature_error(ref, got)
     log(f"{precision} engine vs ONNX Runtime on {len(batch)} images: max |diff| {err['max_abs']:.3g}, "
         f"mean |diff| {err['mean_abs']:.3g} (mean_rel {err['mean_rel']:.2e})")

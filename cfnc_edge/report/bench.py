@@ -28,12 +28,16 @@ from cfnc_edge.runtime.inspector import STAGES, Inspector
 def available(bundle: Bundle) -> list[tuple[str, str]]:
     combos = [("torch", "fp32")]
     combos += [("onnxruntime", p) for p, f in ONNX_FILES.items() if bundle.has(f)]
-    from cfnc_edge.runtime.backends import tensorrt_available
+    from cfnc_edge.runtime.backends import tensorrt_available, torch_cuda_available
 
     if tensorrt_available():
         from cfnc_edge.runtime.gpu.engines import engine_precisions
 
         combos += [("tensorrt", p) for p in engine_precisions(bundle)]
+    if torch_cuda_available():
+        from cfnc_edge.runtime.backends.torch_cuda_backend import PRECISIONS
+
+        combos += [("torch-cuda", p) for p in PRECISIONS]
     return combos
 
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cfnc_edge.runtime.backends import tensorrt_available
+from cfnc_edge.runtime.gpu.device import missing
 
 cupy = pytest.importorskip("cupy")
 try:
@@ -44,8 +44,9 @@ def test_gpu_maps_match_opencv(rng):
 
 @pytest.fixture(scope="module")
 def engine_bundle(tiny_bundle, tmp_path_factory):
-    if not tensorrt_available():
-        pytest.skip("TensorRT not installed")
+    why = missing("tensorrt")
+    if why is not None:
+        pytest.skip(f"TensorRT engines need TensorRT: {why}")
     from cfnc_edge.bundle import Bundle
     from cfnc_edge.deploy.calibrate import calibrate
     from cfnc_edge.deploy.engine import build_engine

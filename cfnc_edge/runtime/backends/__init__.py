@@ -7,43 +7,67 @@ and says how features on that device are scored (`scoring`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.backends.base import FeatureBackend, HostBackend
+from cfnc_edge.runtime.gpu.device import missing, require
 
-__all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "tensorrt_available"]
+__all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "choose_backend",
+           "tensorrt_available", "torch_cuda_available"]
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cuda-graphs", "onnxruntime", "torch")
 
 
 def tensorrt_available() -> bool:
     """TensorRT and CuPy importable and a CUDA device present."""
-    try:
-        import cupy
-        import tensorrt  # noqa: F401
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - missing packages, driver or device all mean "no"
-        return False
+    return missing("tensorrt") is None
 
 
-def auto_backend(bundle: Bundle, precision: str) -> str:
-    """The fastest backend this machine and bundle support: TensorRT (with the
-    CUDA distance kernel) where an engine for this GPU exists, else ONNX
-    Runtime where the bundle is exported, else PyTorch."""
-    from cfnc_edge.runtime.artefacts import ONNX_FILES
+def torch_cuda_available() -> bool:
+    """A CUDA build of PyTorch, CuPy, and a CUDA device both see."""
+    return missing("torch-cuda") is None
 
-    if tensorrt_available():
-        from cfnc_edge.runtime.gpu.engines import engine_precisions
 
-        if precision in engine_precisions(bundle):
-            return "tensorrt"
-    if bundle.has(ONNX_FILES.get(precision, "")):
+def choose_backend(precision: str, tensorrt: Collection[str], torch_cuda: Collection[str],
+                   onnx: Collection[str]) -> str:
+    """`auto`'s order, given the precisions each backend can run here: TensorRT,
+    then PyTorch on CUDA, then ONNX Runtime, then PyTorch on the CPU."""
+    if precision in tensorrt:
+        return "tensorrt"
+    if precision in torch_cuda:
+        return "torch-cuda"
+    if precision in onnx:
         return "onnxruntime"
     return "torch"
 
 
+def auto_backend(bundle: Bundle, precision: str) -> str:
+    """The fastest backend this machine and bundle support for `precision`:
+    TensorRT (with the CUDA distance kernel) where an engine for this GPU
+    exists, else PyTorch on CUDA, else ONNX Runtime where the bundle is
+    exported, else PyTorch on the CPU."""
+    from cfnc_edge.runtime.artefacts import ONNX_FILES
+
+    tensorrt: list[str] = []
+    if tensorrt_available():
+        from cfnc_edge.runtime.gpu.engines import engine_precisions
+
+        tensorrt = engine_precisions(bundle)
+    torch_cuda: tuple[str, ...] = ()
+    if torch_cuda_available():
+        from cfnc_edge.runtime.backends.torch_cuda_backend import PRECISIONS
+
+        torch_cuda = tuple(PRECISIONS)
+    onnx = [p for p, f in ONNX_FILES.items() if bundle.has(f)]
+    return choose_backend(precision, tensorrt, torch_cuda, onnx)
+
+
 def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") -> FeatureBackend:
+    """The feature backend `name` (one of BACKENDS) for `bundle` at `precision`;
+    `auto` picks with `auto_backend`. GPU backends missing their packages or
+    device raise a CfncError that names the install command."""
     if name == "auto":
         name = auto_backend(bundle, precision)
     if name == "torch":
@@ -55,10 +79,13 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
 
         return OnnxRuntimeBackend(bundle, precision)
     if name == "tensorrt":
-        if not tensorrt_available():
-            raise CfncError("the tensorrt backend needs an NVIDIA GPU with TensorRT and CuPy installed "
-                            "(pip install 'cfnc-edge[gpu]'); `cfnc-edge doctor` says what is missing")
+        require("tensorrt", "the tensorrt backend")
         from cfnc_edge.runtime.backends.tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(bundle, precision)
+    if name in ("torch-cuda", "torch-cuda-graphs"):
+        require("torch-cuda", f"the {name} backend")
+        from cfnc_edge.runtime.backends.torch_cuda_backend import TorchCudaBackend
+
+        return TorchCudaBackend(bundle, precision, cuda_graphs=name == "torch-cuda-graphs")
     raise CfncError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import BundleError
+from cfnc_edge.runtime.gpu.device import gpu_info
 
 ENGINE_DIR = "engines"
 
@@ -31,10 +32,8 @@ def current_target() -> Target:
     import cupy as cp
     import tensorrt as trt
 
-    dev = cp.cuda.Device()
-    props = cp.cuda.runtime.getDeviceProperties(dev.id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    return Target(name, f"{props['major']}{props['minor']}", trt.__version__)
+    gpu = gpu_info(cp.cuda.Device().id)
+    return Target(gpu.name, gpu.compute_capability, trt.__version__)
 
 
 def engine_name(target: Target, precision: str, min_batch: int, max_batch: int) -> str:

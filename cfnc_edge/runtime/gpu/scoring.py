@@ -11,19 +11,28 @@ from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis, gpu_anomaly_maps
 
 
 class GpuScoring:
+    """Distances and maps queued on `stream` (the backend's: TensorRT's or PyTorch's)."""
+
     def __init__(self, gaussian: dict[str, np.ndarray], stream):
         self.stream = stream
         self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"])
 
-    @staticmethod
-    def maps(distances, thetas, size: int):
-        return gpu_anomaly_maps(distances, thetas, size)
+    def maps(self, distances, thetas, size: int):
+        # the warp is built on the host from the six numbers of each ICA
+        # transform: read them through this stream, after the model wrote them
+        return gpu_anomaly_maps(distances, self.to_host(thetas), size)
 
-    @staticmethod
-    def to_host(array) -> np.ndarray:
+    def to_host(self, array) -> np.ndarray:
+        """Copy on the backend's stream and wait for it. A plain cp.asnumpy
+        would copy on the legacy default stream, which is not ordered after
+        work on a non-blocking stream (TensorRT's, PyTorch's)."""
         import cupy as cp
 
-        return cp.asnumpy(array)
+        if not isinstance(array, cp.ndarray):
+            return np.asarray(array)
+        host = array.get(stream=self.stream)
+        self.stream.synchronize()
+        return host
 
     def sync(self) -> None:
         self.stream.synchronize()
