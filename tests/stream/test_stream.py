@@ -13,7 +13,8 @@ from cfnc_edge.data.synthetic import render_defective, render_good
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.stream.runner import StreamOptions, StreamRunner
-from cfnc_edge.stream.sources import FolderSource, SourceLost, VideoSource, make_source
+from cfnc_edge.stream.sinks import AnnotatedSink, AnomalySink, JsonLinesSink
+from cfnc_edge.stream.sources import FolderSource, IterableSource, SourceLost, VideoSource, make_source
 
 
 def synthetic_frames(n, seed=3, size=96):
@@ -43,15 +44,16 @@ def folder(tmp_path_factory):
     return d
 
 
-def run(bundle, sources, **opts):
+def run(bundle, sources, sinks=(), **opts):
     out = io.StringIO()
-    runner = StreamRunner(Inspector(bundle.path, "torch"), sources, StreamOptions(**opts), out=out)
+    runner = StreamRunner(Inspector(bundle.path, "torch"), sources, StreamOptions(**opts),
+                          sinks=[JsonLinesSink(stream=out), *sinks])
     summary = runner.run()
     return [json.loads(x) for x in out.getvalue().splitlines()], summary
 
 
 def test_every_video_frame_in_order_with_infer_scores(tiny_bundle, video, tmp_path):
-    lines, summary = run(tiny_bundle, [make_source(str(video))], max_batch=3, save=tmp_path)
+    lines, summary = run(tiny_bundle, [make_source(str(video))], [AnnotatedSink(tmp_path)], max_batch=3)
     assert [x["frame"] for x in lines] == list(range(24)) and summary["frames"] == 24
     assert all({"source", "timestamp", "score", "anomalous", "latency_ms"} <= set(x) for x in lines)
     cap = cv2.VideoCapture(str(video))
@@ -65,7 +67,7 @@ def test_every_video_frame_in_order_with_infer_scores(tiny_bundle, video, tmp_pa
 
 
 def test_folder_frames_in_order_and_annotated_images(tiny_bundle, folder, tmp_path):
-    lines, _ = run(tiny_bundle, [FolderSource(folder)], save=tmp_path / "ann", save_anomalies=tmp_path / "bad")
+    lines, _ = run(tiny_bundle, [FolderSource(folder)], [AnnotatedSink(tmp_path / "ann"), AnomalySink(tmp_path / "bad")])
     assert [x["frame"] for x in lines] == list(range(10))
     assert sorted(p.name for p in (tmp_path / "ann" / folder.name).iterdir()) == [f"{i:03d}.png" for i in range(10)]
     n_bad = sum(x["anomalous"] for x in lines)
@@ -103,33 +105,16 @@ def test_a_corrupt_frame_is_skipped_and_counted(tiny_bundle, folder, tmp_path):
     assert [x["frame"] for x in lines] == [0, 1, 2, 4, 5]  # index 3 was the corrupt file
 
 
-class LiveSource:
+def fast_camera(n):
     """A camera that produces frames faster than anyone can inspect them."""
-
-    live = True
-    name = "fastcam"
-    fps = 1000.0
-
-    def __init__(self, n):
-        self.frames, self.i = synthetic_frames(4), 0
-        self.n = n
-
-    def open(self):
-        pass
-
-    def read(self):
-        if self.i >= self.n:
-            return None
+    frames = synthetic_frames(4)
+    for i in range(n):
         time.sleep(0.001)
-        self.i += 1
-        return self.i - 1, self.frames[self.i % 4]
-
-    def close(self):
-        pass
+        yield frames[i % 4]
 
 
 def test_live_sources_drop_stale_frames_and_keep_order(tiny_bundle):
-    lines, summary = run(tiny_bundle, [LiveSource(400)], max_batch=1)
+    lines, summary = run(tiny_bundle, [IterableSource(fast_camera(400), "fastcam", live=True)], max_batch=1)
     idx = [x["frame"] for x in lines]
     assert summary["dropped"] > 0 and summary["dropped"] + summary["frames"] <= 400
     assert idx == sorted(idx) and len(set(idx)) == len(idx)
