@@ -282,7 +282,7 @@ class StreamRunner:
         dispatcher = threading.Thread(target=self._dispatch, daemon=True, name="dispatch")
         for t in threads + [dispatcher]:
             t.start()
-        reports = {}
+        reports = []
         try:
             while dispatcher.is_alive():
                 dispatcher.join(0.5)
@@ -291,12 +291,12 @@ class StreamRunner:
         finally:
             self.stop_event.set()
             dispatcher.join()
-            for t in self.sink_threads:
-                reports[t.sink.name] = t.finish()
+            reports = [t.finish() for t in self.sink_threads]
             for s in self.sources:
                 s.close()
         summary = self.stats.summary()
-        summary["sinks"] = {k: v for k, v in reports.items() if v}
+        names = unique([t.sink.name for t in self.sink_threads])
+        summary["sinks"] = {n: r for n, r in zip(names, reports) if r}
         return summary
 
     def stop(self) -> None:

@@ -8,40 +8,19 @@ import time
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import synthetic_frames
 
-from cfnc_edge.data.synthetic import render_defective, render_good
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.stream.runner import StreamOptions, StreamRunner
 from cfnc_edge.stream.sinks import AnnotatedSink, AnomalySink, JsonLinesSink
-from cfnc_edge.stream.sources import FolderSource, IterableSource, SourceLost, VideoSource, make_source
-
-
-def synthetic_frames(n, seed=3, size=96):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img = render_defective(rng, "scratch", size)[0] if i % 4 == 3 else render_good(rng, size)[0]
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return out
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    path = tmp_path_factory.mktemp("video") / "line.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
-    for f in synthetic_frames(24):
-        w.write(f)
-    w.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    d = tmp_path_factory.mktemp("frames")
-    for i, f in enumerate(synthetic_frames(10, seed=4)):
-        cv2.imwrite(str(d / f"{i:03d}.png"), f)
-    return d
+from cfnc_edge.stream.sources import (
+    FolderSource,
+    IterableSource,
+    SourceLost,
+    VideoSource,
+    make_source,
+)
 
 
 def run(bundle, sources, sinks=(), **opts):
