@@ -39,12 +39,17 @@ class MqttOptions:
 
 
 def parse_url(url: str) -> tuple[str, int, str, str | None, str | None]:
+    """mqtt://[user:password@]HOST[:PORT]/TOPIC -> host, port, topic, user, password."""
     u = urlparse(url)
     topic = unquote(u.path.lstrip("/"))
-    if u.scheme != "mqtt" or not u.hostname or not topic:
+    try:
+        port = u.port or 1883
+    except ValueError:
+        port = -1
+    if u.scheme != "mqtt" or not u.hostname or not topic or port < 0:
         raise CfncError(f"--mqtt {url}: give mqtt://HOST[:PORT]/TOPIC, e.g. mqtt://localhost:1883/line1/verdicts")
-    if not 0 <= (port := u.port or 1883) < 65536 or any(c in topic for c in "+#"):
-        raise CfncError(f"--mqtt {url}: the port must be 0-65535 and the topic must not hold + or #")
+    if "#" in url or "?" in url or "+" in topic:
+        raise CfncError(f"--mqtt {url}: a topic to publish on holds no wildcards (+, #) and no '?'")
     return u.hostname, port, topic, u.username, u.password
 
 
@@ -68,7 +73,7 @@ class MqttSink:
         if user:
             self.client.username_pw_set(user, password)
         self.client.reconnect_delay_set(*self.opt.reconnect_s)
-        self.client.max_queued_messages_set(self.opt.buffer)  # QoS 1/2 messages awaiting acknowledgement
+        self.client.max_queued_messages_set(self.opt.buffer)  # bounds paho's QoS 1/2 messages awaiting an ack too
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
         if self.opt.retain_status:
@@ -112,6 +117,7 @@ class MqttSink:
     def write(self, v: Verdict) -> None:
         if self.opt.anomalies_only and not v.result.anomalous:
             return
+        self._drain()  # what waited for a reconnect goes first, and makes room
         with self.lock:
             self.messages += 1
             self.buffer.append(json.dumps(v.record()).encode())
@@ -121,7 +127,8 @@ class MqttSink:
         self._drain()
 
     def _drain(self) -> None:
-        """Hand buffered messages to paho while connected (in order)."""
+        """Hand buffered messages to paho, in order, while connected and while
+        paho holds fewer than `buffer` unacknowledged ones."""
         while self.client.is_connected():
             with self.lock:
                 if not self.buffer:
@@ -131,16 +138,18 @@ class MqttSink:
             with self.lock:
                 if info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and self.opt.qos > 0):
                     self.handed += 1  # QoS 1/2 without a connection: paho keeps it and resends
-                elif info.rc == mqtt.MQTT_ERR_NO_CONN:
-                    self.buffer.appendleft(payload)  # QoS 0: the connection dropped just now; keep it
-                    return
-                else:  # MQTT_ERR_QUEUE_SIZE: paho's own bound of unacknowledged messages
-                    self.dropped += 1
+                    continue
+                # QoS 0 and the connection dropped just now, or paho's queue is
+                # full: keep it (the buffer's bound decides what is dropped)
+                self.buffer.appendleft(payload)
+                return
 
     def close(self) -> dict:
-        self._drain()
         deadline = time.monotonic() + self.opt.close_timeout_s
-        while time.monotonic() < deadline and self.client.is_connected() and self.published < self.handed:
+        while time.monotonic() < deadline and self.client.is_connected():
+            self._drain()
+            if not self.buffer and self.published >= self.handed:
+                break
             time.sleep(0.02)
         if self.client.is_connected() and self.opt.retain_status:
             with contextlib.suppress(RuntimeError, ValueError):  # the broker left just now: nothing to wait for
