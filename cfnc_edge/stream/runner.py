@@ -264,6 +264,7 @@ class StreamRunner:
                     t.finish()
                 raise
             self.sink_threads.append(SinkThread(sink, self._log))
+            self.sink_threads[-1].start()
 
     def run(self) -> dict:
         """Stream until every source has ended (or `stop()`, SIGINT, `max_frames`); returns the summary."""
@@ -274,8 +275,6 @@ class StreamRunner:
             for s in self.sources:
                 s.close()
             raise
-        for t in self.sink_threads:
-            t.start()
         threads = [threading.Thread(target=self._capture, args=(i, opened[i], int(not opened[i])), daemon=True,
                                     name=f"capture-{i}") for i in range(len(self.sources))]
         threads += [threading.Thread(target=self._infer, daemon=True, name="inference")]

@@ -12,6 +12,7 @@ import time
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from cfnc_edge.errors import CfncError
 from cfnc_edge.stream.sinks.base import StreamContext, Verdict
 from cfnc_edge.stream.stats import COUNTERS
 
@@ -62,7 +63,11 @@ class MetricsSink:
 
     def open(self, ctx: StreamContext) -> None:
         self.registry.register(_StatsCollector(ctx))
-        self.server, _ = start_http_server(self.port, self.addr, registry=self.registry)
+        try:
+            self.server, _ = start_http_server(self.port, self.addr, registry=self.registry)
+        except OSError as exc:
+            raise CfncError(f"--metrics-port {self.port}: cannot serve metrics ({exc.strerror}); "
+                            f"choose a free port") from exc
         self.port = self.server.server_port
         ctx.log(f"metrics: http://{self.addr}:{self.port}/metrics")
 
