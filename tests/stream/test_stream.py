@@ -145,3 +145,31 @@ def test_sigterm_stops_cleanly_with_summary(tiny_bundle, tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]  # every line complete: outputs flushed
     assert 0 < summary["frames"] == len(lines) < 1500
     assert [x["frame"] for x in lines] == list(range(len(lines)))
+
+
+class SlowWindow:
+    """A display on a slow machine: 1 s per frame."""
+
+    name, lossless = "slow", False
+
+    def __init__(self):
+        self.shown = []
+
+    def open(self, ctx):
+        pass
+
+    def write(self, v):
+        self.shown.append(v.index)
+        time.sleep(1.0)
+
+    def close(self):
+        pass
+
+
+def test_a_slow_sink_does_not_hold_inference_or_the_other_sinks(tiny_bundle, video):
+    slow = SlowWindow()
+    lines, summary = run(tiny_bundle, [make_source(str(video))], [slow])
+    assert [x["frame"] for x in lines] == list(range(24))  # the JSON lines record is complete
+    # had the window held the pipeline it would have shown all 24; it showed the newest it could
+    assert len(slow.shown) < 24 and slow.shown == sorted(slow.shown) and slow.shown[-1] == 23
+    assert summary["sinks"]["slow"]["skipped"] == 24 - len(slow.shown)

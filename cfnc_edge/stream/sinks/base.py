@@ -64,9 +64,10 @@ class Sink(Protocol):
     gets each verdict (in its own thread, in order), `close` returns what the
     sink wants in the summary (or None).
 
-    `lossless` sinks keep a record (JSON lines, files) and get every verdict;
-    the others report (MQTT, metrics, display, status) and skip verdicts
-    rather than hold the pipeline when they fall behind.
+    `lossless` sinks get every verdict: those that keep a record (JSON lines,
+    files) and those whose `write` never blocks (MQTT has its own bounded
+    buffer, metrics only count). The others (display, status line) show the
+    newest verdict and skip older ones rather than fall behind.
     """
 
     name: str
@@ -87,7 +88,8 @@ class SinkThread:
 
     def __init__(self, sink: Sink, log: Callable[[str], None], depth: int = 64):
         self.sink, self.log = sink, log
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        # a lossy sink waits for at most the newest two: what it shows stays current
+        self.queue: queue.Queue = queue.Queue(maxsize=depth if sink.lossless else 2)
         self.skipped = self.errors = 0
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"sink-{sink.name}")
 

@@ -29,6 +29,7 @@ class DisplaySink:
 
     def __init__(self):
         self.enabled = False
+        self.shown = 0
         self.log = print
 
     def open(self, ctx: StreamContext) -> None:
@@ -44,10 +45,12 @@ class DisplaySink:
         try:
             cv2.imshow(v.label, v.view())
             cv2.waitKey(1)
+            self.shown += 1
         except cv2.error as exc:
             self.log(f"--show: OpenCV cannot open a window ({str(exc).strip().splitlines()[-1]}); not showing frames")
             self.enabled = False
 
-    def close(self) -> None:
+    def close(self) -> dict:
         if self.enabled:
             cv2.destroyAllWindows()
+        return {"shown": self.shown}

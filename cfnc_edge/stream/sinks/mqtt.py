@@ -55,7 +55,7 @@ def parse_url(url: str) -> tuple[str, int, str, str | None, str | None]:
 
 class MqttSink:
     name = "mqtt"
-    lossless = False  # write() never blocks: the buffer is the bound
+    lossless = True  # every verdict; write() never blocks: its own buffer is the bound
 
     def __init__(self, options: MqttOptions | str):
         self.opt = MqttOptions(options) if isinstance(options, str) else options
@@ -76,9 +76,13 @@ class MqttSink:
         self.client.max_queued_messages_set(self.opt.buffer)  # bounds paho's QoS 1/2 messages awaiting an ack too
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_unreachable
+        self.client.on_disconnect = self._on_unreachable
+        self.reachable: bool | None = None  # None until the first attempt: log changes only
         if self.opt.retain_status:
             self.client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         self.log = print
+        self.closing = False
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self.lock:
@@ -104,8 +108,18 @@ class MqttSink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.log(f"mqtt: broker {self.host}:{self.port} refused the connection ({reason_code})")
-        elif self.opt.retain_status:
+            return
+        if self.reachable is False:
+            self.log(f"mqtt: connected to {self.host}:{self.port} again")
+        self.reachable = True
+        if self.opt.retain_status:
             self._status({"state": "online"})
+
+    def _on_unreachable(self, client, userdata, *args) -> None:
+        if self.reachable is not False and not self.closing:
+            self.log(f"mqtt: broker {self.host}:{self.port} unreachable; retrying in the background, keeping "
+                     f"up to {self.opt.buffer} messages")
+        self.reachable = False
 
     def open(self, ctx: StreamContext) -> None:
         self.log = ctx.log
@@ -155,6 +169,7 @@ class MqttSink:
             with contextlib.suppress(RuntimeError, ValueError):  # the broker left just now: nothing to wait for
                 self._status({"state": "stopped", "messages": self.messages}).wait_for_publish(
                     max(0.0, deadline - time.monotonic()))
+        self.closing = True
         self.client.disconnect()
         self.client.loop_stop()
         published = self.published
