@@ -15,11 +15,13 @@ _WHERE = {
     "infer_paths": "inspection", "expand_inputs": "inspection", "evaluate": "inspection",
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment",
-    "stream": "streaming",
+    "stream": "streaming", "stream_sinks": "streaming",
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine", "TrainConfig": "cfnc_edge.model.train",
-            "StreamOptions": "cfnc_edge.stream.runner"}
+            "StreamOptions": "cfnc_edge.stream.runner", "StreamRunner": "cfnc_edge.stream.runner",
+            "FrameSource": "cfnc_edge.stream.sources", "IterableSource": "cfnc_edge.stream.sources",
+            "MqttOptions": "cfnc_edge.stream.sinks.mqtt"}
 
 __all__ = sorted([*_WHERE, *_CLASSES])
 

@@ -11,7 +11,7 @@ from cfnc_edge.errors import CfncError
 from cfnc_edge.images import list_images, read_image
 from cfnc_edge.report.evaluate import EvalResult
 from cfnc_edge.report.evaluate import evaluate as _evaluate
-from cfnc_edge.report.visualize import panel
+from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 
 
@@ -39,7 +39,6 @@ def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None,
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set)."""
     paths = expand_inputs(inputs)
     insp = Inspector(bundle, backend, precision, threshold)
-    scale = 2 * insp.threshold if insp.threshold else None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
     for i in range(0, len(paths), batch_size):
@@ -51,7 +50,8 @@ def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None,
                     "threshold": insp.threshold}
             if out is not None:
                 dest = Path(out) / f"{p.stem}_heatmap.png"
-                cv2.imwrite(str(dest), panel(f, r.full_map(), r.score, r.anomalous, scale or 2 * r.score))
+                cv2.imwrite(str(dest), panel(f, r.full_map(), r.score, r.anomalous,
+                                             heat_scale(insp.threshold, r.score)))
                 line["heatmap"] = str(dest)
             yield line
 

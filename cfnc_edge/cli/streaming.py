@@ -20,10 +20,16 @@ def stream(
     backend: str = typer.Option("auto"),
     precision: str = typer.Option("fp32"),
     threshold: Optional[float] = typer.Option(None),
-    output: Optional[Path] = typer.Option(None, "--output", help="JSON lines file (default: stdout)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="JSON lines file (default: stdout); created once the sources are up."),
     save: Optional[Path] = typer.Option(None, help="Write annotated video / images here."),
     save_anomalies: Optional[Path] = typer.Option(None, help="Save frames judged anomalous, with heatmaps."),
-    show: bool = typer.Option(False, help="Show frames in a window (needs a display)."),
+    show: bool = typer.Option(False, help="Show frames in a window (needs a display and the [display] extra)."),
+    mqtt: Optional[str] = typer.Option(None, help="Publish verdicts to mqtt://HOST:PORT/TOPIC."),
+    mqtt_anomalies_only: bool = typer.Option(False, help="Publish only anomalous frames."),
+    mqtt_qos: int = typer.Option(1, help="MQTT QoS of the verdict messages (0, 1, 2)."),
+    mqtt_status: bool = typer.Option(True, help="Retained online/offline/stopped status on TOPIC/status."),
+    mqtt_buffer: int = typer.Option(1000, help="Messages kept while the broker is unreachable; older ones are dropped."),
+    metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus metrics on this port (/metrics)."),
     max_batch: int = typer.Option(4, help="Largest batch of frames per backend call."),
     max_wait_ms: float = typer.Option(5.0, help="Longest a frame waits for a batch to fill."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
@@ -33,9 +39,12 @@ def stream(
 
     from cfnc_edge import api
 
-    options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, save=save,
-                                save_anomalies=save_anomalies, show=show, max_frames=max_frames)
+    options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, max_frames=max_frames)
+    mqtt_options = api.MqttOptions(mqtt, mqtt_anomalies_only, mqtt_qos, mqtt_status, mqtt_buffer) if mqtt else None
     summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
-                         status=sys.stderr,
+                         save=save, save_anomalies=save_anomalies, show=show, mqtt=mqtt_options,
+                         metrics_port=metrics_port, status=sys.stderr,
                          on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
     typer.echo("\nsummary: " + json.dumps(summary), err=True)
+    for w in summary["warnings"]:
+        typer.echo(f"warning: {w}", err=True)

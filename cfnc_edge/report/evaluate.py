@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from cfnc_edge.data.mvtec import MVTecDataset, Sample
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
-from cfnc_edge.report.visualize import panel
+from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
 
@@ -89,15 +89,14 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
                   verdicts: np.ndarray, maps: np.ndarray, result: EvalResult, per_type: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "examples").mkdir(exist_ok=True)
-    good_scores = scores[[not s.is_anomalous for s in samples]]
-    scale = 2 * inspector.threshold if inspector.threshold else float(np.quantile(good_scores, 0.99)) * 2
     for i in _pick_examples(samples, scores, per_type):
         smp = samples[i]
         frame, mask = smp.load()
         full = to_frame_size(maps[i], frame.shape)
         anomalous = bool(verdicts[i]) if inspector.threshold is not None else None
         name = f"examples/{smp.defect}_{smp.path.stem}.png"
-        cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous, scale, mask))
+        cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
+                                           heat_scale(inspector.threshold, float(scores[i])), mask))
         result.examples.append(name)
     (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))

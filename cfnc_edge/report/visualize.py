@@ -6,6 +6,18 @@ import cv2
 import numpy as np
 
 
+def heat_scale(threshold: float | None, score: float) -> float:
+    """The distance drawn full red: twice the threshold, so the threshold sits
+    mid-scale, as in Inspection.normalized_score. `infer`, `eval` and `stream`
+    all colour through here, so one image looks the same in all three.
+
+    Without a threshold there is no common scale: the image's own score is
+    put mid-scale instead.
+    """
+    ref = threshold if threshold is not None and threshold > 0 else score
+    return 2 * ref
+
+
 def heat_overlay(frame: np.ndarray, amap: np.ndarray, scale: float, alpha: float = 0.5) -> np.ndarray:
     """Blend a JET heatmap of amap (frame-sized) over a BGR frame.
 

@@ -1,34 +1,36 @@
-"""Streaming inspection: capture, inference and output in their own threads.
+"""Streaming inspection: capture, inference and outputs in their own threads.
 
-    source threads --(bounded queues)--> inference thread --(queue)--> output thread
+    source threads --(bounded queues)--> inference thread --(queue)--> dispatcher --> one thread per sink
 
 Live sources keep only their newest frame (stale frames are dropped and
 counted, so latency does not grow); files and folders block instead, so every
 frame is processed in order. Frames of several sources are batched into one
 backend call when more than one is waiting, up to `max_batch`, and a batch
 waits for more frames only while the oldest frame is younger than
-`max_wait_ms`. A source that fails is reopened with exponential backoff and
-the outage is reported; a corrupt frame is skipped and counted.
+`max_wait_ms`. A source that fails, or cannot be opened at the start while
+others can, is reopened with exponential backoff and the outage is reported;
+a corrupt frame is skipped and counted; a file that ends before the frame
+count of its container is reported. Outputs are sinks (stream/sinks/), each
+in its own thread, so a slow output does not hold inference.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, Any, Callable
 
-import cv2
 import numpy as np
 
-from cfnc_edge.report.visualize import panel
-from cfnc_edge.runtime.inspector import Inspector
-from cfnc_edge.stream.sources import CorruptFrame
+from cfnc_edge.errors import CfncError
+from cfnc_edge.stream.naming import safe_name, unique
+from cfnc_edge.stream.sinks.base import Sink, SinkThread, StreamContext, Verdict
+from cfnc_edge.stream.sinks.jsonlines import JsonLinesSink
+from cfnc_edge.stream.sources import CorruptFrame, EndedEarly, FrameSource
+from cfnc_edge.stream.stats import Stats
 
 
 @dataclass
@@ -41,56 +43,47 @@ class Frame:
 
 
 @dataclass
-class Stats:
-    processed: int = 0
-    anomalies: int = 0
-    dropped: int = 0
-    corrupt: int = 0
-    reconnects: int = 0
-    outages: list[str] = field(default_factory=list)
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
-    started: float = field(default_factory=time.perf_counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def summary(self) -> dict:
-        lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        elapsed = time.perf_counter() - self.started
-        return {"frames": self.processed, "anomalies": self.anomalies, "dropped": self.dropped,
-                "corrupt": self.corrupt, "reconnects": self.reconnects, "outages": self.outages,
-                "seconds": round(elapsed, 2), "fps": round(self.processed / max(elapsed, 1e-9), 2),
-                "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
-                "latency_p99_ms": round(float(np.percentile(lat, 99)), 2)}
-
-
-@dataclass
 class StreamOptions:
+    """How frames are captured and batched (outputs are sinks, chosen apart)."""
+
     max_batch: int = 4
     max_wait_ms: float = 5.0
-    save: Path | None = None  # annotated video (video sources) or images (folders)
-    save_anomalies: Path | None = None
-    show: bool = False
     max_frames: int | None = None  # stop after this many frames in all (soak tests)
     backoff_start_s: float = 0.5
     backoff_max_s: float = 8.0
-    max_reopen: int | None = None  # None: keep trying (live); files give up after this many
+    max_reopen: int | None = None  # live sources: None keeps trying
+    max_reopen_files: int = 3  # files and folders give up after this many failed attempts in a row
 
 
 class StreamRunner:
-    def __init__(self, inspector: Inspector, sources: list, options: StreamOptions | None = None,
+    """Runs `sources` through `inspector` and hands every verdict to `sinks`.
+
+    `inspector`: anything callable on a list of BGR frames that returns one
+    Inspection-like result per frame (score, threshold, anomalous,
+    normalized_score, full_map()): the local Inspector or a remote client.
+    `sources`: FrameSource objects. `sinks`: Sink objects; by default one
+    JSON lines sink writing to `out` (stdout). `status`: a text stream for
+    outage and warning lines (None: quiet). `run()` returns the summary.
+    """
+
+    def __init__(self, inspector: Callable[[list[np.ndarray]], list[Any]], sources: list[FrameSource],
+                 options: StreamOptions | None = None, sinks: list[Sink] | None = None,
                  out: IO[str] | None = None, status: IO[str] | None = None):
+        if not sources:
+            raise CfncError("give at least one --camera N or --source PATH|URL")
         self.insp, self.sources = inspector, sources
         self.opt = options or StreamOptions()
-        self.out = out or sys.stdout
+        self.sinks = sinks if sinks is not None else [JsonLinesSink(stream=out or sys.stdout)]
         self.status = status
-        self.stats = Stats()
+        self.labels = unique([s.name for s in sources], sep="#")
+        self.file_names = unique([safe_name(s.name) for s in sources])
+        self.stats = Stats(self.labels)
         self.stop_event = threading.Event()
         self.queues = [queue.Queue(maxsize=1 if s.live else 2 * self.opt.max_batch) for s in sources]
         self.done = [False] * len(sources)
         self.ready = threading.Condition()
         self.results: queue.Queue = queue.Queue(maxsize=64)
-        self.writers: dict[int, cv2.VideoWriter] = {}
-        for s in sources:
-            s.open()  # a source that cannot be opened at all fails here, before any thread starts
+        self.sink_threads: list[SinkThread] = []
 
     # ---- capture -------------------------------------------------------
     def _put(self, i: int, frame: Frame) -> None:
@@ -99,7 +92,7 @@ class StreamRunner:
             try:
                 q.get_nowait()  # the newest frame wins
                 with self.stats.lock:
-                    self.stats.dropped += 1
+                    self.stats.sources[i].dropped += 1
             except queue.Empty:
                 pass
             q.put_nowait(frame)
@@ -113,43 +106,72 @@ class StreamRunner:
         with self.ready:
             self.ready.notify()
 
-    def _capture(self, i: int) -> None:
-        src = self.sources[i]
-        backoff, failures = self.opt.backoff_start_s, 0
+    def _note(self, i: int, state: str, outage: str | None = None, warning: str | None = None) -> None:
+        with self.stats.lock:
+            st = self.stats.sources[i]
+            st.state = state
+            if outage:
+                st.outages += 1
+                self.stats.outages.append(outage)
+            if warning:
+                self.stats.warnings.append(warning)
+        self._log(outage or warning)
+
+    def _capture(self, i: int, opened: bool, failures: int) -> None:
+        src, label, st = self.sources[i], self.labels[i], self.stats.sources[i]
+        limit = self.opt.max_reopen if src.live else self.opt.max_reopen_files
+        backoff = self.opt.backoff_start_s
         while not self.stop_event.is_set():
-            try:
-                got = src.read()
-            except CorruptFrame as exc:
-                with self.stats.lock:
-                    self.stats.corrupt += 1
-                self._log(f"skipped corrupt frame: {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - SourceLost, decoder errors, I/O: all mean "reopen"
-                failures += 1
-                if self.opt.max_reopen is not None and failures > self.opt.max_reopen:
-                    self._log(f"{src.name}: giving up after {failures - 1} reopen attempts ({exc})")
-                    break
-                msg = f"{src.name}: {exc}; reopening in {backoff:.1f}s"
-                with self.stats.lock:
-                    self.stats.outages.append(msg)
-                self._log(msg)
-                src.close()
+            if not opened:
                 if self.stop_event.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.opt.backoff_max_s)
                 try:
                     src.open()
-                    with self.stats.lock:
-                        self.stats.reconnects += 1
-                    backoff = self.opt.backoff_start_s
-                except Exception as exc2:  # noqa: BLE001
-                    self._log(f"{src.name}: reopen failed ({exc2})")
+                except Exception as exc:  # noqa: BLE001 - any failure to open means "try again later"
+                    failures += 1
+                    if limit is not None and failures > limit:
+                        self._note(i, "gave up", warning=f"{label}: gave up after {failures} attempts ({exc})")
+                        break
+                    self._log(f"{label}: reopen failed ({exc}); retrying in {backoff:.1f}s")
+                    continue
+                opened, backoff = True, self.opt.backoff_start_s
+                with self.stats.lock:
+                    st.reconnects += 1
+                    st.state = "running"
+                self._log(f"{label}: reopened")
+                continue
+            try:
+                got = src.read()
+            except CorruptFrame as exc:
+                with self.stats.lock:
+                    st.corrupt += 1
+                self._log(f"skipped corrupt frame: {exc}")
+                continue
+            except EndedEarly as exc:
+                with self.stats.lock:
+                    st.corrupt += exc.missing
+                self._note(i, "ended early", warning=str(exc))
+                break
+            except Exception as exc:  # noqa: BLE001 - SourceLost, decoder errors, I/O: all mean "reopen"
+                failures += 1
+                src.close()
+                opened = False
+                if limit is not None and failures > limit:
+                    self._note(i, "gave up", warning=f"{label}: gave up after {failures} attempts ({exc})")
+                    break
+                self._note(i, "retrying", outage=f"{label}: {exc}; reopening in {backoff:.1f}s")
                 continue
             if got is None:
+                with self.stats.lock:
+                    st.state = "ended"
                 break
             failures = 0
             idx, image = got
             self._put(i, Frame(i, idx, time.time(), time.perf_counter(), image))
+        with self.stats.lock:
+            if st.state in ("running", "retrying", "starting"):
+                st.state = "stopped"
         self.done[i] = True
         with self.ready:
             self.ready.notify()
@@ -196,57 +218,18 @@ class StreamRunner:
         self.results.put(None)
 
     # ---- output --------------------------------------------------------
-    def _output(self) -> None:
-        scale = 2 * self.insp.threshold if self.insp.threshold else None
+    def _dispatch(self) -> None:
         while (item := self.results.get()) is not None:
             f, r, latency = item
-            src = self.sources[f.source]
-            line = {"source": src.name, "frame": f.index, "timestamp": round(f.timestamp, 3),
-                    "score": round(r.score, 4),
-                    "normalized_score": None if r.normalized_score is None else round(r.normalized_score, 4),
-                    "anomalous": r.anomalous, "latency_ms": round(latency, 2)}
-            self.out.write(json.dumps(line) + "\n")
             with self.stats.lock:
-                self.stats.processed += 1
-                self.stats.anomalies += bool(r.anomalous)
+                st = self.stats.sources[f.source]
+                st.frames += 1
+                st.anomalies += bool(r.anomalous)
                 self.stats.latencies_ms.append(latency)
-            if self.opt.save or self.opt.save_anomalies or self.opt.show:
-                view = panel(f.image, r.full_map(), r.score, r.anomalous, scale or 2 * r.score,
-                             width=min(640, f.image.shape[1]))
-                self._save(f, src, view)
-                if r.anomalous and self.opt.save_anomalies:
-                    d = Path(self.opt.save_anomalies) / src.name
-                    d.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(d / f"{f.index:06d}.png"), view)
-                if self.opt.show:
-                    self._show(src.name, view)
-        self.out.flush()
-
-    def _save(self, f: Frame, src, view: np.ndarray) -> None:
-        if not self.opt.save:
-            return
-        root = Path(self.opt.save)
-        if hasattr(src, "frame_name"):
-            d = root / src.name
-            d.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(d / f"{src.frame_name(f.index)}.png"), view)
-            return
-        w = self.writers.get(f.source)
-        if w is None:
-            root.mkdir(parents=True, exist_ok=True)
-            name = src.name.replace("/", "_").replace(":", "_")
-            w = cv2.VideoWriter(str(root / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), src.fps,
-                                (view.shape[1], view.shape[0]))
-            self.writers[f.source] = w
-        w.write(view)
-
-    def _show(self, name: str, view: np.ndarray) -> None:
-        try:
-            cv2.imshow(name, view)
-            cv2.waitKey(1)
-        except cv2.error:
-            self._log("--show: this OpenCV build or machine has no display; not showing frames")
-            self.opt.show = False
+            v = Verdict(f.source, self.labels[f.source], self.file_names[f.source],
+                        self.sources[f.source].frame_name(f.index), f.index, f.timestamp, latency, f.image, r)
+            for t in self.sink_threads:
+                t.put(v)
 
     # ---- running -------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -254,36 +237,67 @@ class StreamRunner:
             self.status.write(f"\n{msg}\n")
             self.status.flush()
 
-    def _status_line(self) -> str:
-        s = self.stats.summary()
-        return (f"{s['frames']} frames  {s['fps']:.1f} fps  latency p50 {s['latency_p50_ms']:.1f} ms "
-                f"p99 {s['latency_p99_ms']:.1f} ms  dropped {s['dropped']}  corrupt {s['corrupt']}  "
-                f"anomalies {s['anomalies']}")
+    def _open_sources(self) -> list[bool]:
+        """Open every source; the ones that fail are retried by their capture
+        thread, unless none opens at all (then nothing is started or written)."""
+        errors = []
+        for i, src in enumerate(self.sources):
+            try:
+                src.open()
+                self.stats.sources[i].state = "running"
+            except Exception as exc:  # noqa: BLE001
+                errors.append((i, exc))
+        if len(errors) == len(self.sources):
+            msg = "; ".join(str(e) if len(errors) == 1 else f"{self.labels[i]}: {e}" for i, e in errors)
+            raise CfncError(msg if len(errors) == 1 else f"no source could be opened: {msg}")
+        for i, exc in errors:
+            self._note(i, "retrying", outage=f"{self.labels[i]}: cannot open ({exc}); retrying in "
+                                            f"{self.opt.backoff_start_s:.1f}s while the others run")
+        return [all(i != j for j, _ in errors) for i in range(len(self.sources))]
+
+    def _open_sinks(self, ctx: StreamContext) -> None:
+        for sink in self.sinks:
+            try:
+                sink.open(ctx)
+            except Exception:
+                for t in self.sink_threads:  # the ones already open
+                    t.finish()
+                raise
+            self.sink_threads.append(SinkThread(sink, self._log))
+            self.sink_threads[-1].start()
 
     def run(self) -> dict:
-        threads = [threading.Thread(target=self._capture, args=(i,), daemon=True, name=f"capture-{i}")
-                   for i in range(len(self.sources))]
-        threads += [threading.Thread(target=self._infer, daemon=True, name="inference")]
-        writer = threading.Thread(target=self._output, daemon=True, name="output")
-        for t in threads + [writer]:
-            t.start()
+        """Stream until every source has ended (or `stop()`, SIGINT, `max_frames`); returns the summary."""
+        opened = self._open_sources()
         try:
-            while writer.is_alive():
-                writer.join(0.5)
-                if self.status is not None and self.status.isatty():
-                    self.status.write("\r" + self._status_line())
-                    self.status.flush()
-        except KeyboardInterrupt:
-            self.stop_event.set()
-            writer.join()
-        finally:
-            self.stop_event.set()
-            writer.join()
-            for w in self.writers.values():
-                w.release()
+            self._open_sinks(StreamContext(self.sources, self.labels, self.file_names, self.stats, self._log))
+        except BaseException:
             for s in self.sources:
                 s.close()
-        return self.stats.summary()
+            raise
+        threads = [threading.Thread(target=self._capture, args=(i, opened[i], int(not opened[i])), daemon=True,
+                                    name=f"capture-{i}") for i in range(len(self.sources))]
+        threads += [threading.Thread(target=self._infer, daemon=True, name="inference")]
+        dispatcher = threading.Thread(target=self._dispatch, daemon=True, name="dispatch")
+        for t in threads + [dispatcher]:
+            t.start()
+        reports = []
+        try:
+            while dispatcher.is_alive():
+                dispatcher.join(0.5)
+        except KeyboardInterrupt:
+            self.stop_event.set()
+        finally:
+            self.stop_event.set()
+            dispatcher.join()
+            reports = [t.finish() for t in self.sink_threads]
+            for s in self.sources:
+                s.close()
+        summary = self.stats.summary()
+        names = unique([t.sink.name for t in self.sink_threads])
+        summary["sinks"] = {n: r for n, r in zip(names, reports) if r}
+        return summary
 
     def stop(self) -> None:
+        """Stop capturing; frames already captured are still inspected and written."""
         self.stop_event.set()

@@ -8,50 +8,31 @@ import time
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import synthetic_frames
 
-from cfnc_edge.data.synthetic import render_defective, render_good
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.stream.runner import StreamOptions, StreamRunner
-from cfnc_edge.stream.sources import FolderSource, SourceLost, VideoSource, make_source
+from cfnc_edge.stream.sinks import AnnotatedSink, AnomalySink, JsonLinesSink
+from cfnc_edge.stream.sources import (
+    FolderSource,
+    IterableSource,
+    SourceLost,
+    VideoSource,
+    make_source,
+)
 
 
-def synthetic_frames(n, seed=3, size=96):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img = render_defective(rng, "scratch", size)[0] if i % 4 == 3 else render_good(rng, size)[0]
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return out
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    path = tmp_path_factory.mktemp("video") / "line.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
-    for f in synthetic_frames(24):
-        w.write(f)
-    w.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    d = tmp_path_factory.mktemp("frames")
-    for i, f in enumerate(synthetic_frames(10, seed=4)):
-        cv2.imwrite(str(d / f"{i:03d}.png"), f)
-    return d
-
-
-def run(bundle, sources, **opts):
+def run(bundle, sources, sinks=(), **opts):
     out = io.StringIO()
-    runner = StreamRunner(Inspector(bundle.path, "torch"), sources, StreamOptions(**opts), out=out)
+    runner = StreamRunner(Inspector(bundle.path, "torch"), sources, StreamOptions(**opts),
+                          sinks=[JsonLinesSink(stream=out), *sinks])
     summary = runner.run()
     return [json.loads(x) for x in out.getvalue().splitlines()], summary
 
 
 def test_every_video_frame_in_order_with_infer_scores(tiny_bundle, video, tmp_path):
-    lines, summary = run(tiny_bundle, [make_source(str(video))], max_batch=3, save=tmp_path)
+    lines, summary = run(tiny_bundle, [make_source(str(video))], [AnnotatedSink(tmp_path)], max_batch=3)
     assert [x["frame"] for x in lines] == list(range(24)) and summary["frames"] == 24
     assert all({"source", "timestamp", "score", "anomalous", "latency_ms"} <= set(x) for x in lines)
     cap = cv2.VideoCapture(str(video))
@@ -65,7 +46,7 @@ def test_every_video_frame_in_order_with_infer_scores(tiny_bundle, video, tmp_pa
 
 
 def test_folder_frames_in_order_and_annotated_images(tiny_bundle, folder, tmp_path):
-    lines, _ = run(tiny_bundle, [FolderSource(folder)], save=tmp_path / "ann", save_anomalies=tmp_path / "bad")
+    lines, _ = run(tiny_bundle, [FolderSource(folder)], [AnnotatedSink(tmp_path / "ann"), AnomalySink(tmp_path / "bad")])
     assert [x["frame"] for x in lines] == list(range(10))
     assert sorted(p.name for p in (tmp_path / "ann" / folder.name).iterdir()) == [f"{i:03d}.png" for i in range(10)]
     n_bad = sum(x["anomalous"] for x in lines)
@@ -103,33 +84,16 @@ def test_a_corrupt_frame_is_skipped_and_counted(tiny_bundle, folder, tmp_path):
     assert [x["frame"] for x in lines] == [0, 1, 2, 4, 5]  # index 3 was the corrupt file
 
 
-class LiveSource:
+def fast_camera(n):
     """A camera that produces frames faster than anyone can inspect them."""
-
-    live = True
-    name = "fastcam"
-    fps = 1000.0
-
-    def __init__(self, n):
-        self.frames, self.i = synthetic_frames(4), 0
-        self.n = n
-
-    def open(self):
-        pass
-
-    def read(self):
-        if self.i >= self.n:
-            return None
+    frames = synthetic_frames(4)
+    for i in range(n):
         time.sleep(0.001)
-        self.i += 1
-        return self.i - 1, self.frames[self.i % 4]
-
-    def close(self):
-        pass
+        yield frames[i % 4]
 
 
 def test_live_sources_drop_stale_frames_and_keep_order(tiny_bundle):
-    lines, summary = run(tiny_bundle, [LiveSource(400)], max_batch=1)
+    lines, summary = run(tiny_bundle, [IterableSource(fast_camera(400), "fastcam", live=True)], max_batch=1)
     idx = [x["frame"] for x in lines]
     assert summary["dropped"] > 0 and summary["dropped"] + summary["frames"] <= 400
     assert idx == sorted(idx) and len(set(idx)) == len(idx)
@@ -181,3 +145,31 @@ def test_sigterm_stops_cleanly_with_summary(tiny_bundle, tmp_path):
     lines = [json.loads(x) for x in out.read_text().splitlines()]  # every line complete: outputs flushed
     assert 0 < summary["frames"] == len(lines) < 1500
     assert [x["frame"] for x in lines] == list(range(len(lines)))
+
+
+class SlowWindow:
+    """A display on a slow machine: 1 s per frame."""
+
+    name, lossless = "slow", False
+
+    def __init__(self):
+        self.shown = []
+
+    def open(self, ctx):
+        pass
+
+    def write(self, v):
+        self.shown.append(v.index)
+        time.sleep(1.0)
+
+    def close(self):
+        pass
+
+
+def test_a_slow_sink_does_not_hold_inference_or_the_other_sinks(tiny_bundle, video):
+    slow = SlowWindow()
+    lines, summary = run(tiny_bundle, [make_source(str(video))], [slow])
+    assert [x["frame"] for x in lines] == list(range(24))  # the JSON lines record is complete
+    # had the window held the pipeline it would have shown all 24; it showed the newest it could
+    assert len(slow.shown) < 24 and slow.shown == sorted(slow.shown) and slow.shown[-1] == 23
+    assert summary["sinks"]["slow"]["skipped"] == 24 - len(slow.shown)

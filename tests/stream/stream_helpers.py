@@ -1,0 +1,101 @@
+"""Helpers of the stream tests: synthetic frames and videos, a real MQTT broker, a subscriber."""
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from cfnc_edge.data.synthetic import render_defective, render_good
+
+
+def synthetic_frames(n, seed=3, size=96):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img = render_defective(rng, "scratch", size)[0] if i % 4 == 3 else render_good(rng, size)[0]
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+def write_video(path, frames, fourcc="MJPG"):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        w.write(f)
+    w.release()
+    return path
+
+
+def wait_until(cond, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A real MQTT broker (amqtt) in this process, in its own event loop thread."""
+
+    def __init__(self, port):
+        self.port, self.loop, self.thread, self.broker = port, None, None, None
+
+    def start(self):
+        from amqtt.broker import Broker as AmqttBroker
+
+        ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+
+        def serve():
+            asyncio.set_event_loop(self.loop)
+
+            async def up():
+                self.broker = AmqttBroker(config)
+                await self.broker.start()
+
+            self.loop.run_until_complete(up())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True, name="amqtt")
+        self.thread.start()
+        assert ready.wait(20), "broker did not start"
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(20)
+        self.loop.close()
+
+
+class Subscriber:
+    """Collects the JSON payloads of one topic; resubscribes after a reconnect."""
+
+    def __init__(self, port, topic):
+        import paho.mqtt.client as mqtt
+
+        self.messages, self.subscribed = [], threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self.client.on_disconnect = lambda *a: self.subscribed.clear()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.subscribed.wait(20), "subscriber could not subscribe"
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
