@@ -33,7 +33,7 @@ def exported(tiny_bundle, tmp_path_factory):
     from cfnc_edge.deploy.export import export
 
     dest = tmp_path_factory.mktemp("exported") / "b"
-    shutil.copytree(tiny_bundle.path, dest)
+    shutil.copytree(tiny_bundle.path, dest, symlinks=True)
     b = Bundle.open(dest)
     report = export(b, log=lambda m: None)
     calibrate(b, n=8, log=lambda m: None)

@@ -1,5 +1,7 @@
 """Deployment side of the API: export, INT8 calibration, TensorRT engines,
-benchmarks and the machine report. Each takes a bundle path or Bundle."""
+benchmarks and the machine report. Each takes a bundle path or Bundle; each
+writing step is one bundle transaction (all of its files and reports become
+current together, or none)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ def export(bundle: Bundle | Path | str, images: Path | None = None, log: Log = p
     """Write model.onnx and model-fp16.onnx into the bundle, checked against PyTorch."""
     from cfnc_edge.deploy.export import export as run
 
-    return run(_open(bundle), images, log=log)
+    with _open(bundle).transaction() as b:
+        return run(b, images, log=log)
 
 
 def calibrate(bundle: Bundle | Path | str, images: Path | None = None, n: int = 64, method: str = "percentile",
@@ -28,7 +31,8 @@ def calibrate(bundle: Bundle | Path | str, images: Path | None = None, n: int = 
     """INT8: a Q/DQ ONNX model calibrated on good images, with its accuracy cost."""
     from cfnc_edge.deploy.calibrate import calibrate as run
 
-    return run(_open(bundle), images, n, method, keep, eval_data, log=log)
+    with _open(bundle).transaction() as b:
+        return run(b, images, n, method, keep, eval_data, log=log)
 
 
 def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch: int = 1, opt_batch: int = 8,
@@ -41,7 +45,8 @@ def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch
                         "`cfnc-edge doctor` says what is missing")
     from cfnc_edge.deploy.engine import build_engine as run
 
-    return run(_open(bundle), precision, min_batch, opt_batch, max_batch, workspace_mib, log=log)
+    with _open(bundle).transaction() as b:
+        return run(b, precision, min_batch, opt_batch, max_batch, workspace_mib, log=log)
 
 
 def bench(bundle: Bundle | Path | str, images: Path | None = None, batch_sizes=(1, 8), warmup: int = 3,

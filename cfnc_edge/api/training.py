@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfnc_edge.bundle import Bundle
+from cfnc_edge.bundle import Bundle, holds_lock
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
@@ -38,6 +38,7 @@ def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[P
     return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
 
 
+@holds_lock("out")  # a second writer to `out` is refused at its start
 def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, eps: float = 0.01, holdout: float = 0.1,
           quantile: float = 0.99, threshold: float | None = None, resume: bool = False,
@@ -70,11 +71,12 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
 
     mean, factor = fit_gaussian(model, images, train_cfg.batch_size, eps, progress)
     bundle = Bundle(out)
-    write_model(bundle, model, mean, factor, eps, train=train_cfg.to_dict(), history=history,
-                data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)},
-                timing={"train_seconds": round(t_train, 1),
-                        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-    set_threshold(bundle, held or fit_paths, quantile, threshold)
+    with bundle.transaction():  # model, Gaussian and threshold become current together
+        write_model(bundle, model, mean, factor, eps, train=train_cfg.to_dict(), history=history,
+                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)},
+                    timing={"train_seconds": round(t_train, 1),
+                            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+        set_threshold(bundle, held or fit_paths, quantile, threshold)
     return bundle
 
 
@@ -102,9 +104,10 @@ def refit(bundle_path: Path | str, data_root: Path | str, eps: float | None = No
     fit_paths, held = split_holdout(MVTecDataset(data_root).train_images(), holdout, 0)
     images = load_images(fit_paths, model.cfg.image_size, progress)
     mean, factor = fit_gaussian(model, images, batch_size, eps, progress)
-    write_model(bundle, model, mean, factor, eps,
-                data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)})
-    set_threshold(bundle, held or fit_paths, quantile, threshold)
+    with bundle.transaction():  # Gaussian and threshold become current together
+        write_model(bundle, model, mean, factor, eps,
+                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)})
+        set_threshold(bundle, held or fit_paths, quantile, threshold)
     return bundle
 
 
