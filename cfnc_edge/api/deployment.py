@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 
@@ -29,6 +30,7 @@ def export(bundle: Bundle | Path | str, images: Path | None = None, log: Log = p
 def calibrate(bundle: Bundle | Path | str, images: Path | None = None, n: int = 64, method: str = "percentile",
               keep: tuple[str, ...] = ("stages.0",), eval_data: Path | None = None, log: Log = print) -> dict:
     """INT8: a Q/DQ ONNX model calibrated on good images, with its accuracy cost."""
+    check(n=n, method=method)
     from cfnc_edge.deploy.calibrate import calibrate as run
 
     with _open(bundle).transaction() as b:
@@ -40,6 +42,8 @@ def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch
     """Build a TensorRT engine for this GPU into <bundle>/engines/, checked against ONNX Runtime."""
     from cfnc_edge.runtime.backends import tensorrt_available
 
+    check(precision=precision, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+          workspace_mib=workspace_mib)
     if not tensorrt_available():
         raise CfncError("build-engine needs an NVIDIA GPU with TensorRT and CuPy (pip install 'cfnc-edge[gpu]'); "
                         "`cfnc-edge doctor` says what is missing")
@@ -52,6 +56,7 @@ def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch
 def bench(bundle: Bundle | Path | str, images: Path | None = None, batch_sizes=(1, 8), warmup: int = 3,
           repeats: int = 30, out: Path | None = None) -> list[dict]:
     """Latency, throughput, memory and stage split of every backend and precision present."""
+    check(batch_size=list(batch_sizes), warmup=warmup, repeats=repeats)
     from cfnc_edge.report.bench import run_bench, write_results
 
     rows = run_bench(_open(bundle).path, images, batch_sizes, warmup, repeats)

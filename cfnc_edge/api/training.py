@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import Bundle, holds_lock
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
@@ -55,6 +56,9 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         model_cfg, train_cfg = ModelConfig(**m), TrainConfig(**t)
     model_cfg = model_cfg or ModelConfig()
     train_cfg = train_cfg or TrainConfig()
+    check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
+          batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica, seed=train_cfg.seed, eps=eps,
+          holdout=holdout, quantile=quantile, threshold=threshold)
     paths = MVTecDataset(data_root).train_images()
     fit_paths, held = split_holdout(paths, holdout, train_cfg.seed)
     if len(fit_paths) < 2:
@@ -98,6 +102,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, eps: float | None = No
           quantile: float = 0.99, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True) -> Bundle:
     """Refit the Gaussian and threshold of a trained bundle on (other) good images."""
+    check(eps=eps, holdout=holdout, quantile=quantile, threshold=threshold, batch_size=batch_size)
     bundle = Bundle.open(bundle_path)
     eps = bundle.manifest["gaussian"]["eps"] if eps is None else eps
     model = load_model(bundle)
