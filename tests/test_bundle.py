@@ -71,7 +71,7 @@ def test_rewrite_leaves_no_temporary_files(bundle_copy):
 
 def test_threshold_override_changes_verdicts_not_scores(tiny_bundle, tiny_data):
     frames = [read_image(p) for p in sorted((tiny_data / "test" / "good").glob("*.png"))]
-    low = Inspector(tiny_bundle.path, threshold=0.0)(frames)
+    low = Inspector(tiny_bundle.path, threshold=1e-9)(frames)
     high = Inspector(tiny_bundle.path, threshold=1e9)(frames)
     assert all(r.anomalous for r in low) and not any(r.anomalous for r in high)
     assert [r.score for r in low] == [r.score for r in high]
