@@ -21,7 +21,9 @@ import copy
 import functools
 import hashlib
 import inspect
+import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -212,7 +214,7 @@ class Bundle:
                 raise BundleError(f"{self.path} was changed by another writer since it was opened: "
                                   "run the command again")
             names = list(self.manifest.get("files", {})) if self.dir is not None else []
-            flat = names if self.dir == self.path else []
+            flat = _flat_files(self.path)
             saved = (self.dir, copy.deepcopy(self.manifest))
             self.dir = self._staging = store.start(self.path, saved[0], names)
             committed = False
@@ -267,6 +269,19 @@ class Bundle:
         """Sign the current state as a new version: every file, manifest included."""
         with self.transaction(signing_key=private_key):
             pass
+
+
+def _flat_files(root: Path) -> list[str]:
+    """Files of a bundle written before versioning (its manifest is a plain file
+    in the root), to remove from the root once a versioned state replaces them."""
+    mpath = root / MANIFEST
+    if mpath.is_symlink() or not mpath.is_file():
+        return []
+    try:
+        names = list(json.loads(mpath.read_text()).get("files", {}))
+    except (ValueError, AttributeError):
+        return []
+    return [n for n in names if re.match(schema.FILE_NAME, n) and ".." not in n.split("/")]
 
 
 def rollback(path: Path | str) -> Bundle:
