@@ -239,8 +239,10 @@ class Bundle:
         self.manifest["versions"] = package_versions()
         self.manifest["revision"] = {"number": number, "parent": parent,
                                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        schema.validate(self.manifest, f"new manifest of {root}", fix="this is a bug in the writing command; "
-                                                                      "the old bundle is unchanged")
+        # NaN (a diverged loss, an undefined metric) becomes null; where a number
+        # is required (the threshold) the schema then refuses the commit
+        self.manifest = schema.json_safe(self.manifest)
+        schema.validate(self.manifest, f"new manifest of {root}", fix="nothing was written, the bundle is unchanged")
         atomic_write(staging / MANIFEST, schema.dumps(self.manifest, indent=2, sort_keys=True).encode())
         if signing_key is not None:
             signature.sign(staging, Path(signing_key))

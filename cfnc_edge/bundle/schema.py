@@ -81,15 +81,18 @@ def validate(manifest, where: str,
              fix: str = "fix the manifest or re-create the bundle (`cfnc-edge bundle rollback` restores "
                         "the previous version)") -> None:
     """BundleError naming the first bad field (and `fix`) unless `manifest` fits the schema."""
-    errors = sorted(_VALIDATOR.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    errors = sorted(_VALIDATOR.iter_errors(manifest), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         e = errors[0]
-        field = ".".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise BundleError(f"{where}: field {field}: {_describe(e)}; {fix}")
+        raise BundleError(f"{where}: field {_field(e.absolute_path)}: {_describe(e)}; {fix}")
+
+
+def _field(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
 
 
 def _describe(e: jsonschema.ValidationError) -> str:
-    if e.validator == "propertyNames":
+    if "propertyNames" in e.schema_path:
         return f"{e.instance!r} is not a plain file name inside the bundle"
     if e.validator == "additionalProperties" and e.validator_value is False:
         return e.message.replace("Additional properties are not allowed", "unknown key(s)")
