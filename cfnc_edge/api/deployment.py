@@ -56,7 +56,7 @@ def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch
 def bench(bundle: Bundle | Path | str, images: Path | None = None, batch_sizes=(1, 8), warmup: int = 3,
           repeats: int = 30, out: Path | None = None) -> list[dict]:
     """Latency, throughput, memory and stage split of every backend and precision present."""
-    check(batch_size=list(batch_sizes), warmup=warmup, repeats=repeats)
+    check(batch=list(batch_sizes), warmup=warmup, repeats=repeats)
     from cfnc_edge.report.bench import run_bench, write_results
 
     rows = run_bench(_open(bundle).path, images, batch_sizes, warmup, repeats)

@@ -119,6 +119,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, eps: float | None = No
 def run_demo(out: Path | str, epochs: int = 3, n_train: int = 200, n_per_defect: int = 10,
              image_size: int = 224, batch_size: int = 32, progress: bool = True):
     """The embedded default: synthetic data, full training, evaluation report."""
+    check(epochs=epochs, image_size=image_size, batch_size=batch_size)
     from cfnc_edge.data import generate_dataset
     from cfnc_edge.report.evaluate import evaluate
 

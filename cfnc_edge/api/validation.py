@@ -48,6 +48,7 @@ RULES = {
                        "an integer of at least 16 and a multiple of 4 (features are at stride 4)"),
     "epochs": _int_at_least("--epochs", 0),
     "batch_size": _int_at_least("--batch-size", 1),
+    "batch": _int_at_least("--batch", 1),
     "lr": _positive("--lr"),
     "lr_ica": _positive("--lr-ica"),
     "eps": _positive("--eps"),
