@@ -15,8 +15,8 @@ Result: benchmarks/results/soak-stream.md.
 from __future__ import annotations
 
 import argparse
-import json
 import io
+import json
 import tempfile
 import threading
 import time

@@ -19,3 +19,7 @@ class BundleError(CfncError):
 
 class WeightsError(CfncError):
     """Pretrained backbone weights that are not available offline."""
+
+
+class CheckpointError(CfncError):
+    """A training checkpoint that cannot be resumed from."""

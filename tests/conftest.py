@@ -1,4 +1,6 @@
+import os
 import shutil
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ def exported(tiny_bundle, tmp_path_factory):
     from cfnc_edge.deploy.export import export
 
     dest = tmp_path_factory.mktemp("exported") / "b"
-    shutil.copytree(tiny_bundle.path, dest)
+    shutil.copytree(tiny_bundle.path, dest, symlinks=True)
     b = Bundle.open(dest)
     report = export(b, log=lambda m: None)
     calibrate(b, n=8, log=lambda m: None)
@@ -43,3 +45,61 @@ def exported(tiny_bundle, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- fault injection: the file-system steps of a bundle write ------------
+FS_CHANGES = ("replace", "rename", "link", "symlink", "unlink", "rmdir", "mkdir")
+
+
+@contextmanager
+def before_each_fs_change(on_step):
+    """Call on_step() before every file-system change of the block (os.replace,
+    rename, link, symlink, unlink, rmdir, mkdir: what writes and commits are
+    made of). Raising there is an interrupt at that step; copying the folder
+    there is the state a killed process would leave."""
+    busy = []
+
+    def wrap(real):
+        def changed(*args, **kwargs):
+            if not busy:
+                busy.append(True)
+                try:
+                    on_step()
+                finally:
+                    busy.pop()
+            return real(*args, **kwargs)
+        return changed
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in FS_CHANGES:
+            mp.setattr(os, name, wrap(getattr(os, name)))
+        yield
+
+
+def state_of(path):
+    """(revision, files, threshold) of the bundle at `path`, fully verified."""
+    b = Bundle.open(path)
+    return b.manifest.get("revision", {}).get("number"), b.manifest["files"], b.manifest.get("threshold")
+
+
+def snapshots_during(root, run, dest):
+    """Run `run()`, copying `root` before each of its file-system changes; the copies."""
+    snaps = []
+
+    def snap():
+        if root.exists():
+            snaps.append(dest / str(len(snaps)))
+            shutil.copytree(root, snaps[-1], symlinks=True)
+
+    with before_each_fs_change(snap):
+        run()
+    return snaps
+
+
+@pytest.fixture
+def faults():
+    """The fault-injection helpers above, for tests in any folder."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(before_each_fs_change=before_each_fs_change, state_of=state_of,
+                           snapshots_during=snapshots_during)

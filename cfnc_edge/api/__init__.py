@@ -16,6 +16,7 @@ _WHERE = {
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment",
     "stream": "streaming", "stream_sinks": "streaming",
+    "verify_bundle": "bundles", "rollback_bundle": "bundles", "sign_bundle": "bundles", "make_keys": "bundles",
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine", "TrainConfig": "cfnc_edge.model.train",

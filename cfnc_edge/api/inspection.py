@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 
 import cv2
 
+from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import Bundle
-from cfnc_edge.errors import CfncError
+from cfnc_edge.errors import CfncError, DataError
 from cfnc_edge.images import list_images, read_image
 from cfnc_edge.report.evaluate import EvalResult
 from cfnc_edge.report.evaluate import evaluate as _evaluate
@@ -34,22 +37,47 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
+def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
+    """A heatmap file name per input, unique per input path: the inputs' folder
+    structure below their common folder (good/000.png -> good/000_heatmap.png),
+    so nothing lands outside the output folder and no two images share a file."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    root = Path(os.path.commonpath([a.parent for a in absolute]))
+    names = {p: a.relative_to(root).with_name(f"{a.stem}_heatmap.png") for p, a in zip(paths, absolute)}
+    uses = Counter(names.values())
+    # a.png and a.jpg in one folder: keep the suffix in the name
+    return {p: n.with_name(f"{a.name}_heatmap.png") if uses[n] > 1 else n
+            for (p, n), a in zip(names.items(), absolute)}
+
+
 def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None, backend: str = "auto",
-                precision: str = "fp32", threshold: float | None = None, batch_size: int = 8):
-    """Yield one dict per image: path, score, verdict (and heatmap file if out is set)."""
+                precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
+                on_error: str = "skip"):
+    """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
+
+    An unreadable image yields {"path", "error"} and the run goes on
+    (`on_error="fail"` raises instead)."""
+    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
     paths = expand_inputs(inputs)
     insp = Inspector(bundle, backend, precision, threshold)
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
-        chunk = paths[i:i + batch_size]
-        frames = [read_image(p) for p in chunk]
-        for p, f, r in zip(chunk, frames, insp(frames)):
+        chunk, frames = [], []
+        for p in paths[i:i + batch_size]:
+            try:
+                frames.append(read_image(p))
+                chunk.append(p)
+            except DataError as exc:
+                if on_error == "fail":
+                    raise
+                yield {"path": str(p), "error": str(exc)}
+        for p, f, r in zip(chunk, frames, insp(frames) if frames else []):
             line = {"path": str(p), "score": round(r.score, 4), "normalized_score": _round(r.normalized_score),
                     "anomalous": r.anomalous,
                     "threshold": insp.threshold}
             if out is not None:
-                dest = Path(out) / f"{p.stem}_heatmap.png"
+                dest = Path(out) / heatmaps[p]
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(dest), panel(f, r.full_map(), r.score, r.anomalous,
                                              heat_scale(insp.threshold, r.score)))
                 line["heatmap"] = str(dest)
@@ -58,7 +86,11 @@ def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None,
 
 def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str | None = None,
              backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
-             batch_size: int = 8, progress: bool = True) -> EvalResult:
-    """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`)."""
+             batch_size: int = 8, progress: bool = True, on_error: str = "skip") -> EvalResult:
+    """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`).
+
+    Every image and mask is read before anything is computed; unusable ones are
+    skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
+    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
     return _evaluate(Inspector(bundle, backend, precision, threshold), data_root, out, batch_size,
-                     progress=progress)
+                     progress=progress, on_error=on_error)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfnc_edge.bundle import Bundle
+from cfnc_edge.api.validation import check
+from cfnc_edge.bundle import Bundle, holds_lock
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
@@ -38,6 +39,7 @@ def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[P
     return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
 
 
+@holds_lock("out")  # a second writer to `out` is refused at its start
 def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, eps: float = 0.01, holdout: float = 0.1,
           quantile: float = 0.99, threshold: float | None = None, resume: bool = False,
@@ -54,6 +56,9 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         model_cfg, train_cfg = ModelConfig(**m), TrainConfig(**t)
     model_cfg = model_cfg or ModelConfig()
     train_cfg = train_cfg or TrainConfig()
+    check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
+          batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica, seed=train_cfg.seed, eps=eps,
+          holdout=holdout, quantile=quantile, threshold=threshold)
     paths = MVTecDataset(data_root).train_images()
     fit_paths, held = split_holdout(paths, holdout, train_cfg.seed)
     if len(fit_paths) < 2:
@@ -70,11 +75,12 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
 
     mean, factor = fit_gaussian(model, images, train_cfg.batch_size, eps, progress)
     bundle = Bundle(out)
-    write_model(bundle, model, mean, factor, eps, train=train_cfg.to_dict(), history=history,
-                data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)},
-                timing={"train_seconds": round(t_train, 1),
-                        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-    set_threshold(bundle, held or fit_paths, quantile, threshold)
+    with bundle.transaction():  # model, Gaussian and threshold become current together
+        write_model(bundle, model, mean, factor, eps, train=train_cfg.to_dict(), history=history,
+                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)},
+                    timing={"train_seconds": round(t_train, 1),
+                            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+        set_threshold(bundle, held or fit_paths, quantile, threshold)
     return bundle
 
 
@@ -96,21 +102,24 @@ def refit(bundle_path: Path | str, data_root: Path | str, eps: float | None = No
           quantile: float = 0.99, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True) -> Bundle:
     """Refit the Gaussian and threshold of a trained bundle on (other) good images."""
+    check(eps=eps, holdout=holdout, quantile=quantile, threshold=threshold, batch_size=batch_size)
     bundle = Bundle.open(bundle_path)
     eps = bundle.manifest["gaussian"]["eps"] if eps is None else eps
     model = load_model(bundle)
     fit_paths, held = split_holdout(MVTecDataset(data_root).train_images(), holdout, 0)
     images = load_images(fit_paths, model.cfg.image_size, progress)
     mean, factor = fit_gaussian(model, images, batch_size, eps, progress)
-    write_model(bundle, model, mean, factor, eps,
-                data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)})
-    set_threshold(bundle, held or fit_paths, quantile, threshold)
+    with bundle.transaction():  # Gaussian and threshold become current together
+        write_model(bundle, model, mean, factor, eps,
+                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)})
+        set_threshold(bundle, held or fit_paths, quantile, threshold)
     return bundle
 
 
 def run_demo(out: Path | str, epochs: int = 3, n_train: int = 200, n_per_defect: int = 10,
              image_size: int = 224, batch_size: int = 32, progress: bool = True):
     """The embedded default: synthetic data, full training, evaluation report."""
+    check(epochs=epochs, image_size=image_size, batch_size=batch_size)
     from cfnc_edge.data import generate_dataset
     from cfnc_edge.report.evaluate import evaluate
 

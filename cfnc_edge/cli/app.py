@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from cfnc_edge.bundle import PUBLIC_KEY_ENV
+from cfnc_edge.errors import CfncError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Coarse-to-fine non-contrastive anomaly detection: train, fit, evaluate, inspect.")
 
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Model bundle folder.")
+
+
+@app.callback()
+def _settings(public_key: Optional[Path] = typer.Option(
+        None, "--public-key", envvar=PUBLIC_KEY_ENV,
+        help="Require every bundle this run loads to be signed by this PEM public key.")):
+    if public_key is not None:
+        if not public_key.is_file():
+            raise CfncError(f"--public-key {public_key} does not exist: pass the PEM public key of the signer")
+        os.environ[PUBLIC_KEY_ENV] = str(public_key)  # every Bundle.open in this process checks it

@@ -20,14 +20,16 @@ def eval_(
     precision: str = typer.Option("fp32"),
     threshold: Optional[float] = typer.Option(None),
     batch_size: int = typer.Option(8),
+    on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image or mask does."),
 ):
-    """Image AUROC, pixel AUROC and PRO, overall and per defect type."""
+    """Image AUROC, pixel AUROC and PRO, overall and per defect type (exit 1 if images were skipped)."""
     from cfnc_edge import api
 
-    r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size)
-    typer.echo(json.dumps(r.to_dict(), indent=2))
+    r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size, on_error=on_error)
+    typer.echo(json.dumps(r.to_dict(), indent=2, allow_nan=False))
     if out is not None:
         typer.echo(f"report: {out / 'report.md'}", err=True)
+    _exit_if_skipped(len(r.skipped), [s["error"] for s in r.skipped])
 
 
 @app.command()
@@ -39,9 +41,25 @@ def infer(
     precision: str = typer.Option("fp32"),
     threshold: Optional[float] = typer.Option(None, help="Override the bundle's threshold."),
     batch_size: int = typer.Option(8),
+    on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image does."),
 ):
-    """Score images: one JSON line per image (score, verdict) on stdout."""
+    """Score images: one JSON line per image (score, verdict, or error) on stdout; exit 1 if any was skipped."""
     from cfnc_edge.api import infer_paths
 
-    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size):
-        typer.echo(json.dumps(line))
+    counts, errors = {"images": 0, "skipped": 0}, []
+    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error):
+        typer.echo(json.dumps(line, allow_nan=False))
+        counts["images"] += 1
+        if "error" in line:
+            counts["skipped"] += 1
+            errors.append(line["error"])
+    typer.echo("summary: " + json.dumps(counts), err=True)
+    _exit_if_skipped(counts["skipped"], errors)
+
+
+def _exit_if_skipped(n: int, errors: list[str]) -> None:
+    """Skipped images are reported on stderr and make the exit code 1 (2 is a usage error)."""
+    if n:
+        typer.secho(f"warning: {n} unreadable image(s) skipped, first: {errors[0]}", fg=typer.colors.YELLOW,
+                    err=True)
+        raise typer.Exit(1)

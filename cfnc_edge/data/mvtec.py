@@ -5,7 +5,8 @@
     root/ground_truth/<defect>/<stem>_mask.png
 
 Problems are reported up front, naming the file, so a long run never dies
-halfway through on a bad mask.
+halfway through on a bad mask: `usable_samples` reads every image and mask
+before anything is computed, and skips (or refuses) the ones that fail.
 """
 
 from __future__ import annotations
@@ -71,3 +72,22 @@ class MVTecDataset:
         if not any(s.is_anomalous for s in samples) or all(s.is_anomalous for s in samples):
             raise DataError(f"{test} needs both good and defective images to evaluate")
         return samples
+
+
+def usable_samples(samples: list[Sample], on_error: str = "skip") -> tuple[list[Sample], list[dict]]:
+    """Read every image and mask once: (samples that load, [{"path", "error"}] for
+    the rest). `on_error="fail"` raises on the first problem instead of skipping."""
+    good, skipped = [], []
+    for smp in samples:
+        try:
+            smp.load()
+            good.append(smp)
+        except DataError as exc:
+            skipped.append({"path": str(smp.path), "error": str(exc)})
+    if skipped and on_error == "fail":
+        raise DataError(f"{len(skipped)} of {len(samples)} test images cannot be used, first: {skipped[0]['error']}; "
+                        "fix or remove them, or pass --on-error skip")
+    if not any(s.is_anomalous for s in good) or all(s.is_anomalous for s in good):
+        raise DataError(f"after skipping {len(skipped)} unusable images the test set lacks good or defective "
+                        f"images; first problem: {skipped[0]['error'] if skipped else 'none'}")
+    return good, skipped

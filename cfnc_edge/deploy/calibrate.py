@@ -31,12 +31,14 @@ from cfnc_edge.runtime.artefacts import ONNX_FILES
 METHODS = ("entropy", "percentile", "minmax")
 
 
-def _reader(batch: np.ndarray, chunk: int = 8):
+def _reader(batch: np.ndarray):
     from onnxruntime.quantization import CalibrationDataReader
 
+    # one image per call: ORT's histogram calibrators stack all calls' outputs
+    # into one array, which a last partial batch would make ragged
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._it = iter([{"images": batch[i:i + chunk]} for i in range(0, len(batch), chunk)])
+            self._it = iter([{"images": batch[i:i + 1]} for i in range(len(batch))])
 
         def get_next(self):
             return next(self._it, None)

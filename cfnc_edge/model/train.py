@@ -11,10 +11,11 @@ after every epoch and on Ctrl-C; the shuffle of epoch e is seeded by
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,9 @@ import torch
 from safetensors.torch import load_file, save
 from tqdm import tqdm
 
-from cfnc_edge.bundle import atomic_write
-from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.bundle import atomic_write, sha256
+from cfnc_edge.errors import CheckpointError
+from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.losses import DenseSimSiam, ica_loss, partner_permutation
 
 CHECKPOINT = "checkpoint"
@@ -62,6 +64,7 @@ class Trainer:
             groups.append({"params": ica_params, "lr": cfg.lr_ica, "base_lr": cfg.lr_ica})
         self.opt = torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.epoch, self.step_in_epoch, self.history = 0, 0, []
+        self.epoch_sums: dict[str, float] = {}  # loss sums of the current epoch so far (kept across a resume)
 
     @property
     def trainable(self) -> bool:
@@ -106,7 +109,7 @@ class Trainer:
         try:
             while self.epoch < self.cfg.epochs:
                 order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch))
-                sums: dict[str, float] = {}
+                sums = self.epoch_sums
                 bar = tqdm(range(self.step_in_epoch, steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                            disable=not progress, unit="batch", leave=False)
                 t0 = time.perf_counter()
@@ -130,7 +133,7 @@ class Trainer:
                 if progress:
                     tqdm.write(f"epoch {record['epoch']} ({record['seconds']:.1f} s): " +
                                ", ".join(f"{k} loss {record[k]:.4f}" for k in sums))
-                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                self.epoch, self.step_in_epoch, self.epoch_sums = self.epoch + 1, 0, {}
                 if checkpoint_dir is not None:
                     self.save_checkpoint(checkpoint_dir)
         except KeyboardInterrupt:
@@ -154,15 +157,23 @@ class Trainer:
 
     def save_checkpoint(self, folder: Path) -> None:
         folder = Path(folder)
-        atomic_write(folder / "train.safetensors", save(self._tensors()))
+        data = save(self._tensors())
+        atomic_write(folder / "train.safetensors", data)
+        # the state names the tensors it belongs to: a crash between the two
+        # writes is then refused on resume, never a silent mismatch
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history,
+                 "epoch_sums": self.epoch_sums, "tensors_sha256": hashlib.sha256(data).hexdigest(),
                  "train": self.cfg.to_dict(), "model": self.model.cfg.to_dict()}
-        atomic_write(folder / "train_state.json", json.dumps(state, indent=2).encode())
+        atomic_write(folder / "train_state.json", json.dumps(state, indent=2, allow_nan=False).encode())
 
     def load_checkpoint(self, folder: Path) -> None:
         folder = Path(folder)
-        state = json.loads((folder / "train_state.json").read_text())
-        tensors = load_file(str(folder / "train.safetensors"))
+        state = _read_state(folder)
+        try:
+            tensors = load_file(str(folder / "train.safetensors"))
+        except Exception as exc:  # safetensors raises its own error type on a damaged header
+            raise CheckpointError(f"checkpoint {folder / 'train.safetensors'} is corrupt ({exc}); delete {folder} "
+                                  "and train without --resume") from None
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         if self.heads is not None:
             self.heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
@@ -172,12 +183,36 @@ class Trainer:
                 opt_state["state"][int(k[4:])] = {"momentum_buffer": v}
         self.opt.load_state_dict(opt_state)
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.history = state["history"]
+        self.history, self.epoch_sums = state["history"], dict(state.get("epoch_sums", {}))
+
+
+def _read_state(folder: Path) -> dict:
+    """The checkpoint's state, checked: parseable, complete, and matching its tensors file."""
+    fix = f"delete {folder} and train without --resume"
+    try:
+        state = json.loads((folder / "train_state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {folder / 'train_state.json'} is unreadable ({exc}); {fix}") from None
+    need = {"epoch": int, "step_in_epoch": int, "history": list, "train": dict, "model": dict}
+    bad = [k for k, t in need.items() if not isinstance(state, dict) or not isinstance(state.get(k), t)]
+    if bad:
+        raise CheckpointError(f"checkpoint {folder} is incomplete or corrupt (field {bad[0]}); {fix}")
+    for key, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        unknown = set(state[key]) - {f.name for f in fields(cls)}
+        if unknown:
+            raise CheckpointError(f"checkpoint {folder}: unknown {key} setting(s) {sorted(unknown)}; {fix}")
+    tensors = folder / "train.safetensors"
+    if not tensors.is_file():
+        raise CheckpointError(f"checkpoint {folder} has no train.safetensors; {fix}")
+    if "tensors_sha256" in state and sha256(tensors) != state["tensors_sha256"]:
+        raise CheckpointError(f"checkpoint {tensors} does not match its state (corrupt or written by an "
+                              f"interrupted save); {fix}")
+    return state
 
 
 def read_checkpoint_config(folder: Path) -> tuple[dict, dict]:
-    """(model config, train config) a checkpoint was started with."""
-    state = json.loads((Path(folder) / "train_state.json").read_text())
+    """(model config, train config) a checkpoint was started with; CheckpointError if it is corrupt."""
+    state = _read_state(Path(folder))
     return state["model"], state["train"]
 
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cfnc_edge.data.mvtec import MVTecDataset, Sample
+from cfnc_edge.bundle.schema import json_safe
+from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
@@ -24,10 +25,12 @@ class EvalResult:
     threshold: dict = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     seconds_per_image: float = 0.0
+    skipped: list[dict] = field(default_factory=list)  # unusable images: {"path", "error"}
 
     def to_dict(self) -> dict:
-        return {"metrics": self.metrics, "per_defect": self.per_defect, "threshold": self.threshold,
-                "seconds_per_image": self.seconds_per_image}
+        """JSON-ready (undefined metrics such as PRO without masks are null, not NaN)."""
+        return json_safe({"metrics": self.metrics, "per_defect": self.per_defect, "threshold": self.threshold,
+                          "seconds_per_image": self.seconds_per_image, "skipped": self.skipped})
 
 
 def _metrics(scores, labels, maps, masks) -> dict[str, float]:
@@ -47,8 +50,9 @@ def _pick_examples(samples: list[Sample], scores: np.ndarray, per_type: int) -> 
 
 
 def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | None = None,
-             batch_size: int = 8, examples_per_type: int = 2, progress: bool = True) -> EvalResult:
-    samples = MVTecDataset(data_root).test_samples()
+             batch_size: int = 8, examples_per_type: int = 2, progress: bool = True,
+             on_error: str = "skip") -> EvalResult:
+    samples, skipped = usable_samples(MVTecDataset(data_root).test_samples(), on_error)
     s = inspector.image_size
     n = len(samples)
     maps = np.empty((n, s, s), np.float32)
@@ -79,7 +83,7 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
                "false_positive_rate": float(verdicts[~labels].mean())}
     t = inspector.timings
     per_image = sum(sum(v) for v in t.values()) / n
-    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image)
+    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image, skipped=skipped)
     if out_dir is not None:
         _write_report(Path(out_dir), inspector, samples, scores, verdicts, maps, result, examples_per_type)
     return result
@@ -98,7 +102,7 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
                                            heat_scale(inspector.threshold, float(scores[i])), mask))
         result.examples.append(name)
-    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
+    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     (out / "report.md").write_text(render_markdown(result, inspector))
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cfnc_edge.bundle import GAUSSIAN, Bundle
+from cfnc_edge.errors import CfncError
 from cfnc_edge.images import preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
@@ -61,6 +63,9 @@ class Inspector:
 
     def __init__(self, bundle: Bundle | Path | str, backend: str | FeatureBackend = "auto",
                  precision: str = "fp32", threshold: float | None = None):
+        if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
+            # NaN would flag nothing and a negative value everything
+            raise CfncError(f"--threshold must be a finite number above 0, got {threshold!r}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         cfg = self.bundle.model_config
         self.image_size = int(cfg["image_size"])

@@ -12,7 +12,11 @@ import pytest
 import torch
 
 from cfnc_edge.errors import CfncError
-from cfnc_edge.runtime.backends import choose_backend, create_backend, torch_cuda_available
+from cfnc_edge.runtime.backends import (
+    choose_backend,
+    create_backend,
+    torch_cuda_available,
+)
 from cfnc_edge.runtime.gpu.device import missing
 from cfnc_edge.runtime.gpu.interop import hand_off, shared_stream
 

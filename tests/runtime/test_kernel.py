@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfnc_edge.runtime.gpu.nvcc import TARGETS, compile_kernel, find_nvcc, ptxas_report, supported_archs
+from cfnc_edge.runtime.gpu.nvcc import (
+    TARGETS,
+    compile_kernel,
+    find_nvcc,
+    ptxas_report,
+    supported_archs,
+)
 from cfnc_edge.scoring.packing import unpack
 
 KERNELS = Path(__file__).resolve().parents[2] / "kernels"

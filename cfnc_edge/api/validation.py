@@ -1,0 +1,80 @@
+"""Options checked before any work starts.
+
+Every API entry point passes its options through `check` first, so a bad
+value fails in the first second with one line naming the option (as the CLI
+spells it) and what it accepts, not after an hour of training or halfway
+through a dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from cfnc_edge.errors import CfncError
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Rule:
+    flag: str
+    ok: Callable[[object], bool]
+    accepts: str
+
+
+def _int_at_least(flag: str, low: int) -> Rule:
+    return Rule(flag, lambda v: _integer(v) and v >= low, f"an integer of at least {low}")
+
+
+def _positive(flag: str) -> Rule:
+    return Rule(flag, lambda v: _number(v) and v > 0, "a finite number above 0")
+
+
+def _choice(flag: str, options: tuple[str, ...]) -> Rule:
+    return Rule(flag, lambda v: v in options, "one of " + ", ".join(options))
+
+
+RULES = {
+    "feature_dim": _int_at_least("--dim", 1),
+    "image_size": Rule("--image-size", lambda v: _integer(v) and v >= 16 and v % 4 == 0,
+                       "an integer of at least 16 and a multiple of 4 (features are at stride 4)"),
+    "epochs": _int_at_least("--epochs", 0),
+    "batch_size": _int_at_least("--batch-size", 1),
+    "batch": _int_at_least("--batch", 1),
+    "lr": _positive("--lr"),
+    "lr_ica": _positive("--lr-ica"),
+    "eps": _positive("--eps"),
+    "holdout": Rule("--holdout", lambda v: _number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
+    "quantile": Rule("--quantile", lambda v: _number(v) and 0 < v <= 1, "a fraction in (0, 1], e.g. 0.99"),
+    "threshold": _positive("--threshold"),
+    "seed": _int_at_least("--seed", 0),
+    "n": _int_at_least("--n", 1),
+    "method": _choice("--method", ("entropy", "percentile", "minmax")),
+    "precision": _choice("--precision", ("fp32", "fp16", "int8")),
+    "min_batch": _int_at_least("--min-batch", 1),
+    "opt_batch": _int_at_least("--opt-batch", 1),
+    "max_batch": _int_at_least("--max-batch", 1),
+    "workspace_mib": _int_at_least("--workspace-mib", 1),
+    "repeats": _int_at_least("--repeats", 1),
+    "warmup": _int_at_least("--warmup", 0),
+    "on_error": _choice("--on-error", ("skip", "fail")),
+}
+
+
+def check(**values) -> None:
+    """CfncError for the first value its rule refuses; None means 'not given'."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            rule = RULES[name]
+            if not rule.ok(v):
+                raise CfncError(f"{rule.flag} must be {rule.accepts}, got {v!r}")

@@ -1,0 +1,68 @@
+"""Every bad option: refused before any work, in one line naming the option."""
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from cfnc_edge.cli import app
+from cfnc_edge.errors import CfncError
+
+BAD = [
+    ("train", ["--dim", "0"], "--dim must be an integer of at least 1"),
+    ("train", ["--image-size", "0"], "--image-size must be"),
+    ("train", ["--image-size", "50"], "multiple of 4"),
+    ("train", ["--epochs", "-1"], "--epochs must be"),
+    ("train", ["--batch-size", "0"], "--batch-size must be"),
+    ("train", ["--lr", "0"], "--lr must be a finite number above 0"),
+    ("train", ["--lr-ica", "nan"], "--lr-ica must be"),
+    ("train", ["--eps", "-1"], "--eps must be a finite number above 0, got -1.0"),
+    ("train", ["--holdout", "1"], "--holdout must be a fraction in [0, 1)"),
+    ("train", ["--quantile", "1.5"], "--quantile must be a fraction in (0, 1]"),
+    ("train", ["--quantile", "0"], "--quantile must be"),
+    ("train", ["--threshold", "nan"], "--threshold must be a finite number above 0, got nan"),
+    ("train", ["--threshold", "-5"], "--threshold must be"),
+    ("train", ["--seed", "-1"], "--seed must be"),
+    ("fit", ["--eps", "0"], "--eps must be"),
+    ("fit", ["--quantile", "2"], "--quantile must be"),
+    ("fit", ["--threshold", "inf"], "--threshold must be"),
+    ("infer", ["--threshold", "nan"], "--threshold must be"),
+    ("infer", ["--threshold", "-5"], "--threshold must be"),
+    ("infer", ["--batch-size", "0"], "--batch-size must be"),
+    ("infer", ["--on-error", "ignore"], "--on-error must be one of skip, fail"),
+    ("eval", ["--threshold", "0"], "--threshold must be"),
+    ("eval", ["--batch-size", "0"], "--batch-size must be"),
+    ("calibrate", ["--n", "0"], "--n must be"),
+    ("calibrate", ["--method", "kl"], "--method must be one of entropy, percentile, minmax"),
+    ("build-engine", ["--precision", "fp8"], "--precision must be one of"),
+    ("build-engine", ["--max-batch", "0"], "--max-batch must be"),
+    ("bench", ["--batch", "0"], "--batch must be"),
+    ("bench", ["--repeats", "0"], "--repeats must be"),
+    ("demo", ["--image-size", "0"], "--image-size must be"),
+]
+
+
+def args_for(command, tmp_path):
+    """The command's required arguments, pointing at things that do not exist:
+    a check that ran after any work would fail on those first."""
+    missing = str(tmp_path / "nothing")
+    return {"train": [missing, "--out", str(tmp_path / "out")], "fit": [missing, "--bundle", missing],
+            "infer": [missing, "--bundle", missing], "eval": [missing, "--bundle", missing],
+            "calibrate": ["--bundle", missing], "build-engine": ["--bundle", missing],
+            "bench": ["--bundle", missing], "demo": ["--out", str(tmp_path / "demo")]}[command]
+
+
+@pytest.mark.parametrize("command,option,message", BAD, ids=[f"{c} {' '.join(o)}" for c, o, _ in BAD])
+def test_bad_option_is_refused_before_any_work(command, option, message, tmp_path):
+    result = CliRunner().invoke(app, [command, *args_for(command, tmp_path), *option])
+    assert isinstance(result.exception, CfncError), result.output
+    assert message in str(result.exception)
+    assert not (tmp_path / "out" / "versions").exists() and not (tmp_path / "demo").exists()
+
+
+def test_the_cli_prints_one_error_line_and_exits_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", tmp_path, "--out", tmp_path / "o", "--dim", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == ["error: --dim must be an integer of at least 1, got 0"]
