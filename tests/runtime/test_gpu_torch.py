@@ -66,7 +66,15 @@ def test_cupy_stream_is_torchs_stream_on_its_device():
 def test_fp32_turns_tf32_off_for_cudnn_convolutions():
     from cfnc_edge.runtime.backends.torch_cuda_backend import ieee_fp32
 
-    conv = torch.backends.cudnn.conv
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if not hasattr(conv, "fp32_precision"):  # PyTorch < 2.9: the legacy flag
+        before = torch.backends.cudnn.allow_tf32
+        try:
+            ieee_fp32()
+            assert torch.backends.cudnn.allow_tf32 is False
+        finally:
+            torch.backends.cudnn.allow_tf32 = before
+        return
     before = conv.fp32_precision
     try:
         ieee_fp32()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cfnc_edge.errors import CfncError
 
-# what each GPU backend imports, besides a CUDA device
+# what each GPU backend imports, besides a CUDA device; CuPy first (missing() asks it before the rest)
 NEEDS = {"tensorrt": ("cupy", "tensorrt"), "torch-cuda": ("cupy", "torch")}
 INSTALL = {
     "tensorrt": "pip install 'cfnc-edge[gpu-cu12]' (CUDA 12 driver) or 'cfnc-edge[gpu-cu13]' (CUDA 13 driver, "
