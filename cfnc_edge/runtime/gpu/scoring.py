@@ -13,7 +13,7 @@ from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis, gpu_anomaly_maps
 class GpuScoring:
     def __init__(self, gaussian: dict[str, np.ndarray], stream):
         self.stream = stream
-        self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"])
+        self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"], scale=gaussian.get("factor_scale"))
 
     @staticmethod
     def maps(distances, thetas, size: int):
