@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cfnc_edge.bundle import GAUSSIAN, Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.scoring.packing import unpack
 
@@ -78,6 +79,17 @@ def gaussian_tensors(tensors: dict[str, np.ndarray], precision: str) -> dict[str
     if f.scale is not None:
         out["factor_scale"] = f.scale
     return out
+
+
+def bundle_precision(bundle: Bundle) -> str:
+    """The factor precision a bundle is set to run with (fp32 unless set)."""
+    return bundle.manifest.get("gaussian", {}).get("factor_precision", "fp32")
+
+
+def load_gaussian(bundle: Bundle) -> dict[str, np.ndarray]:
+    """The bundle's Gaussian as the runtime scores with it: the factor in the
+    precision recorded in the manifest."""
+    return gaussian_tensors(bundle.tensors(GAUSSIAN), bundle_precision(bundle))
 
 
 def factor_of(gaussian: dict[str, np.ndarray]) -> Factor:

@@ -13,7 +13,7 @@ from cfnc_edge.runtime.backends.base import FeatureBackend, HostBackend
 
 __all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "tensorrt_available"]
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 
 
 def tensorrt_available() -> bool:
@@ -29,8 +29,10 @@ def tensorrt_available() -> bool:
 
 def auto_backend(bundle: Bundle, precision: str) -> str:
     """The fastest backend this machine and bundle support: TensorRT (with the
-    CUDA distance kernel) where an engine for this GPU exists, else ONNX
-    Runtime where the bundle is exported, else PyTorch."""
+    CUDA distance kernel) where an engine for this GPU exists; else OpenVINO
+    where it is installed and the export measured it faster than ONNX
+    Runtime on a CPU of this model (manifest `cpu_backends`); else ONNX
+    Runtime where the bundle is exported; else PyTorch."""
     from cfnc_edge.runtime.artefacts import ONNX_FILES
 
     if tensorrt_available():
@@ -38,6 +40,10 @@ def auto_backend(bundle: Bundle, precision: str) -> str:
 
         if precision in engine_precisions(bundle):
             return "tensorrt"
+    from cfnc_edge.runtime.backends.openvino_backend import openvino_available, preferred_on_this_cpu
+
+    if precision == "fp32" and openvino_available() and preferred_on_this_cpu(bundle):
+        return "openvino"
     if bundle.has(ONNX_FILES.get(precision, "")):
         return "onnxruntime"
     return "torch"
@@ -54,6 +60,10 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
         from cfnc_edge.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(bundle, precision)
+    if name == "openvino":
+        from cfnc_edge.runtime.backends.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(bundle, precision)
     if name == "tensorrt":
         if not tensorrt_available():
             raise CfncError("the tensorrt backend needs an NVIDIA GPU with TensorRT and CuPy installed "
