@@ -17,7 +17,8 @@ def main() -> None:
     version = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
     archs = subprocess.run(["nvcc", "--list-gpu-arch"], capture_output=True, text=True).stdout.split()
     lines = ["# CUDA kernel compile report", "", f"`nvcc` {version}; `-std=c++17 -Xptxas -v`, "
-             "instances `mahalanobis_packed<T, MAX_B>` for T in {float, __half}, MAX_B in {1, 8, 32}.", "",
+             "instances `mahalanobis_packed<T, MAX_B>` for T in {float, __half, signed char (int8, per-row scales)}, "
+             "MAX_B in {1, 8, 32}.", "",
              "| target | GPU | instance | registers | spill stores/loads (bytes) | shared memory |",
              "|---|---|---|---|---|---|"]
     for arch, gpu in TARGETS.items():
@@ -35,7 +36,8 @@ def main() -> None:
             if m:
                 name = m.group(1)
                 inst = re.search(r"I(\w+?)Li(\d+)E", name)
-                name = f"{'half' if inst and 'half' in inst.group(1) else 'float'}, {inst.group(2) if inst else '?'}"
+                ctype = {"f": "float", "6__half": "half", "a": "int8"}.get(inst.group(1), "?") if inst else "?"
+                name = f"{ctype}, {inst.group(2) if inst else '?'}"
             spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
             if spill:
                 spills = f"{spill.group(1)} / {spill.group(2)}"

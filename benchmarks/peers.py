@@ -176,12 +176,20 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
     configs = {"resnet18-padim": (ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False),
                                   TrainConfig(epochs=0, noncontrastive=False)),
                "default": (ModelConfig(), TrainConfig(epochs=0))}
+    random_r18 = work / "resnet18-random.pth"  # "ImageNet weights" that are random, as the peers get
+    if not random_r18.exists():
+        import torch
+        import torchvision
+
+        torch.manual_seed(0)
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), random_r18)
     out = {}
     for name, (mcfg, tcfg) in configs.items():
         path = work / name
         if not (path / "model.onnx").exists():
             log(f"building the {name} bundle in {path}")
-            bundle = train(data, path, mcfg, tcfg, holdout=0.2, progress=False)
+            bundle = train(data, path, mcfg, tcfg, holdout=0.2, progress=False,
+                           weights=random_r18 if mcfg.backbone == "resnet18" else None)
             export(bundle, log=log)
         out[name] = path
     return out
