@@ -262,7 +262,8 @@ def main() -> None:
     med = {k: float(np.median(v)) for k, v in p50.items()}
     ref = {k: med.get(f"{k} PaDiM (PyTorch)") for k in ("anomalib", "anomavision")}
     lines = ["# Peers on the CPU: anomalib and AnomaVision PaDiM against cfnc-edge", "",
-             f"Machine: {machine()}.", "",
+             f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run"
+             f"{' (shared: other processes running)' if os.getloadavg()[0] > 1.5 else ''}.", "",
              f"Unit of work: one {SIZE} x {SIZE} frame -> anomaly map at input size (upsampled, Gaussian blur) + "
              f"image score, batch 1. ResNet-18 with random weights, d = {DIM}, fitted on {N_FIT} random frames. "
              f"{a.rounds} interleaved rounds; per round {a.warmup} warm-up then {a.calls} timed calls, p50. "
