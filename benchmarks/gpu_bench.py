@@ -39,25 +39,25 @@ def kernel_rows(positions=3136, dim=100) -> list[dict]:
     import cupy as cp
 
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.scoring.factor import random_problem
     from cfnc_edge.scoring.packing import unpack
 
     props = cp.cuda.runtime.getDeviceProperties(0)
     bandwidth = 2 * props["memoryClockRate"] * 1e3 * props["memoryBusWidth"] / 8  # bytes/s
     rng = np.random.default_rng(0)
-    a = rng.normal(size=(positions, dim, dim)).astype(np.float32) / np.sqrt(dim)
-    w = np.tril(a) + 2 * np.eye(dim, dtype=np.float32)
-    rows_, cols = np.tril_indices(dim)
-    packed = w[:, rows_, cols]
-    mean = rng.normal(size=(positions, dim)).astype(np.float32)
+    packed64, mean, _ = random_problem(rng, 1, dim, positions)
+    packed, mean = packed64.astype(np.float32), mean.astype(np.float32)
+    w = unpack(packed, dim)
     inv = cp.asarray(w.transpose(0, 2, 1) @ w)
     dense = cp.asarray(unpack(packed, dim))
     out = []
     for batch in (1, 32):
         x = cp.asarray(rng.normal(size=(batch, dim, positions, 1)).astype(np.float32))
-        for storage in ("fp16", "fp32"):
+        for storage in ("int8", "fp16", "fp32"):
             k = GpuMahalanobis(mean, packed, storage)
             ms = time_gpu(lambda: k(x))
-            moved = packed.size * (2 if storage == "fp16" else 4) + x.nbytes + mean.nbytes + batch * positions * 4
+            scale = 0 if k.storage != "int8" else k.scale.nbytes
+            moved = k.factor.nbytes + scale + x.nbytes + mean.nbytes + batch * positions * 4
             out.append({"method": f"packed kernel ({storage} factor)", "batch": batch, "ms": ms,
                         "floor_ms": 1e3 * moved / bandwidth, "GB_moved": moved / 1e9})
         delta = (x[..., 0].transpose(0, 2, 1) - cp.asarray(mean)).astype(cp.float32)  # (B, P, d)
