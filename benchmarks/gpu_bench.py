@@ -91,14 +91,13 @@ def kernel_rows(bw: dict) -> list[dict]:
     import torch
 
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.scoring.factor import random_problem
     from cfnc_edge.scoring.packing import unpack
 
     rng = np.random.default_rng(0)
-    a = rng.normal(size=(POSITIONS, DIM, DIM)).astype(np.float32) / np.sqrt(DIM)
-    w = np.tril(a) + 2 * np.eye(DIM, dtype=np.float32)
-    rows_, cols = np.tril_indices(DIM)
-    packed = w[:, rows_, cols]
-    mean = rng.normal(size=(POSITIONS, DIM)).astype(np.float32)
+    packed64, mean, _ = random_problem(rng, 1, DIM, POSITIONS)
+    packed, mean = packed64.astype(np.float32), mean.astype(np.float32)
+    w = unpack(packed, DIM)
     inv = cp.asarray(w.transpose(0, 2, 1) @ w)  # W^T W: the full inverse covariance
     dense = cp.asarray(unpack(packed, DIM).astype(np.float32))
     floor = lambda moved: 1e3 * moved / (bw["copy_GBps"] * 1e9)  # noqa: E731
@@ -106,9 +105,10 @@ def kernel_rows(bw: dict) -> list[dict]:
     for batch in (1, 32):
         x = cp.asarray(rng.normal(size=(batch, DIM, POSITIONS, 1)).astype(np.float32))
         dist_bytes = batch * POSITIONS * 4
-        for storage in ("fp16", "fp32"):
+        for storage in ("int8", "fp16", "fp32"):
             k = GpuMahalanobis(mean, packed, storage)
-            moved = packed.size * (2 if storage == "fp16" else 4) + x.nbytes + mean.nbytes + dist_bytes
+            scale = 0 if k.storage != "int8" else k.scale.nbytes
+            moved = k.factor.nbytes + scale + x.nbytes + mean.nbytes + dist_bytes
             out.append({"method": f"packed kernel ({storage} factor)", "batch": batch, "ms": time_cupy(lambda: k(x)),
                         "floor_ms": floor(moved), "MB_moved": moved / 1e6})
         delta = cp.ascontiguousarray((x[..., 0].transpose(0, 2, 1) - cp.asarray(mean)).astype(cp.float32))  # (B,P,d)

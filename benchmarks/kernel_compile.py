@@ -26,7 +26,8 @@ def main() -> None:
         raise CfncError("nvcc is not on PATH: install the CUDA toolkit to compile the kernel report")
     archs = supported_archs(nvcc)
     lines = ["# CUDA kernel compile report", "", f"`nvcc` {nvcc_version(nvcc)}; `{' '.join(FLAGS)}`, "
-             "instances `mahalanobis_packed<T, MAX_B>` for T in {float, __half}, MAX_B in {1, 8, 32}.", "",
+             "instances `mahalanobis_packed<T, MAX_B>` for T in {float, __half, signed char (int8, per-row scales)}, "
+             "MAX_B in {1, 8, 32}.", "",
              "| target | GPU | instance | registers | spill stores/loads (bytes) | shared memory |",
              "|---|---|---|---|---|---|"]
     for arch, gpu in TARGETS.items():

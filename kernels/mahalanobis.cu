@@ -2,8 +2,11 @@
 //
 //   dist[b, p] = || W_p (x[b, :, p] - mu_p) ||,   W_p = C_p^-1 lower triangular,
 //
-// W_p stored packed row-major (row i at offset i(i+1)/2), fp32 or fp16,
-// arithmetic in fp32. One block per position: the block stages the deltas
+// W_p stored packed row-major (row i at offset i(i+1)/2), in fp32, fp16, or
+// int8 with one fp32 scale per row (scale (P, d); null otherwise: the scale
+// factors out of the row's dot product, so it is one multiply per row), with
+// arithmetic in fp32. At batch 1 the kernel is bound by the factor's bytes:
+// fp16 halves them, int8 quarters them. One block per position: the block stages the deltas
 // of up to MAX_B images in shared memory, then every factor element is read
 // once and applied to all of them (memory-bound at batch 1, compute-bound at
 // large batch). Batches beyond MAX_B are split by the host.
@@ -13,7 +16,7 @@
 // CPU through kernels/cuda_emulation.h (threads + a barrier) for testing.
 //
 // Layouts: feats (B, d, P) as a NCHW feature map flattened, mean (P, d),
-// factor (P, d(d+1)/2), dist (B, P).
+// factor (P, d(d+1)/2), scale (P, d) or null, dist (B, P).
 
 #ifndef CFNC_EMULATION
 #include <cuda_fp16.h>
@@ -28,10 +31,12 @@
 
 __device__ __forceinline__ float cfnc_load(const float* p) { return *p; }
 __device__ __forceinline__ float cfnc_load(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ float cfnc_load(const signed char* p) { return (float)*p; }
 
 template <typename FactorT, int MAX_B>
 __global__ void mahalanobis_packed(const float* __restrict__ feats, const float* __restrict__ mean,
-                                   const FactorT* __restrict__ factor, float* __restrict__ dist,
+                                   const FactorT* __restrict__ factor, const float* __restrict__ scale,
+                                   float* __restrict__ dist,
                                    int batch, int dim, int positions) {
     __shared__ float delta[MAX_B * CFNC_MAX_D];
     __shared__ float partial[CFNC_THREADS * MAX_B];
@@ -64,7 +69,8 @@ __global__ void mahalanobis_packed(const float* __restrict__ feats, const float*
                 for (int b = 0; b < MAX_B; ++b)
                     if (b < batch) y[b] += wk * delta[b * dim + k];
             }
-            for (int b = 0; b < MAX_B; ++b) sq[b] += y[b] * y[b];
+            const float s = scale ? scale[(size_t)p * dim + i] : 1.f;
+            for (int b = 0; b < MAX_B; ++b) sq[b] += (y[b] * s) * (y[b] * s);
         }
     }
     for (int b = 0; b < MAX_B; ++b) partial[t * MAX_B + b] = sq[b];
@@ -79,10 +85,11 @@ __global__ void mahalanobis_packed(const float* __restrict__ feats, const float*
 
 #ifdef CFNC_INSTANTIATE
 // Explicit instances for offline nvcc checks; CuPy instantiates by name instead.
-template __global__ void mahalanobis_packed<float, 1>(const float*, const float*, const float*, float*, int, int, int);
-template __global__ void mahalanobis_packed<float, 8>(const float*, const float*, const float*, float*, int, int, int);
-template __global__ void mahalanobis_packed<float, 32>(const float*, const float*, const float*, float*, int, int, int);
-template __global__ void mahalanobis_packed<__half, 1>(const float*, const float*, const __half*, float*, int, int, int);
-template __global__ void mahalanobis_packed<__half, 8>(const float*, const float*, const __half*, float*, int, int, int);
-template __global__ void mahalanobis_packed<__half, 32>(const float*, const float*, const __half*, float*, int, int, int);
+#define CFNC_INSTANCE(T, B)                                                                                   \
+    template __global__ void mahalanobis_packed<T, B>(const float*, const float*, const T*, const float*, float*, \
+                                                      int, int, int);
+#define CFNC_INSTANCES(T) CFNC_INSTANCE(T, 1) CFNC_INSTANCE(T, 8) CFNC_INSTANCE(T, 32)
+CFNC_INSTANCES(float)
+CFNC_INSTANCES(__half)
+CFNC_INSTANCES(signed char)
 #endif

@@ -14,7 +14,7 @@ _WHERE = {
     "train": "training", "refit": "training", "set_threshold": "training", "run_demo": "training",
     "infer_paths": "inspection", "expand_inputs": "inspection", "evaluate": "inspection",
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
-    "doctor": "deployment",
+    "doctor": "deployment", "set_factor_precision": "deployment",
     "stream": "streaming", "stream_sinks": "streaming",
     "verify_bundle": "bundles", "rollback_bundle": "bundles", "sign_bundle": "bundles", "make_keys": "bundles",
 }

@@ -36,6 +36,16 @@ def calibrate(bundle: Bundle | Path | str, images: Path | None = None, n: int = 
         return run(b, images, n, method, keep, eval_data, log=log)
 
 
+def set_factor_precision(bundle: Bundle | Path | str, precision: str, images: Path | None = None,
+                         eval_data: Path | None = None, log: Log = print) -> dict:
+    """Store the whitening factor in fp32, fp16 or int8 (per-row scales) at run
+    time, after checking its distances (and with eval_data its accuracy)
+    against fp32."""
+    from cfnc_edge.deploy.factor_precision import set_factor_precision as run
+
+    return run(_open(bundle), precision, images, eval_data, log=log)
+
+
 def build_engine(bundle: Bundle | Path | str, precision: str = "fp16", min_batch: int = 1, opt_batch: int = 8,
                  max_batch: int = 32, workspace_mib: int = 1024, log: Log = print) -> dict:
     """Build a TensorRT engine for this GPU into <bundle>/engines/, checked against ONNX Runtime."""

@@ -1,4 +1,4 @@
-"""Deployment commands: export, calibrate, bench, build-engine, doctor."""
+"""Deployment commands: export, calibrate, factor-precision, bench, build-engine, doctor."""
 
 from __future__ import annotations
 
@@ -55,6 +55,19 @@ def bench(
     from cfnc_edge.report.bench import markdown_table
 
     typer.echo(markdown_table(api.bench(bundle, images, batch, warmup, repeats, out)))
+
+
+@app.command("factor-precision")
+def factor_precision(
+    precision: str = typer.Argument(..., help="fp32 | fp16 | int8 (per-row scales)"),
+    bundle: Path = BundleOpt,
+    images: Optional[Path] = typer.Option(None, help="Good images to check on (default: the training data)."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval", help="MVTec-layout data: compare accuracy with fp32."),
+):
+    """Store the distance step's whitening factor in fewer bytes (checked against fp32 first)."""
+    from cfnc_edge import api
+
+    typer.echo(json.dumps(api.set_factor_precision(bundle, precision, images, eval_data, log=_log), indent=2))
 
 
 @app.command("build-engine")

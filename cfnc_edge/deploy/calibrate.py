@@ -23,6 +23,7 @@ import onnx
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.deploy.export import onnx_path
+from cfnc_edge.deploy.openvino_int8 import nncf_available, write_openvino_int8
 from cfnc_edge.deploy.parity import feature_error, run_session
 from cfnc_edge.deploy.qdq import check_tensorrt_qdq
 from cfnc_edge.errors import CfncError
@@ -99,6 +100,10 @@ def calibrate(bundle: Bundle, images: Path | None = None, n: int = 64, method: s
     log(f"int8 vs fp32 features: max |diff| {err['max_abs']:.3g}, mean |diff| {err['mean_abs']:.3g} "
         f"(mean_rel {err['mean_rel']:.3f})")
     bundle.write({ONNX_FILES["int8"]: data}, calibration=report)
+    if nncf_available():  # OpenVINO's own INT8, same images and scope
+        report["openvino"] = write_openvino_int8(bundle, calib, check, keep, log)
+        bundle.manifest["calibration"] = report
+        bundle.write_manifest()
     if eval_data is not None:
         report["accuracy"] = compare_accuracy(bundle, eval_data, log)
         bundle.manifest["calibration"] = report

@@ -25,24 +25,19 @@ def kernel_check(dim: int = 37, batch: int = 3, positions: int = 50) -> float:
     import cupy as cp
 
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
+    from cfnc_edge.scoring.factor import random_problem, reference_distance
     from cfnc_edge.scoring.packing import unpack
 
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(positions, dim, dim))
-    w = np.linalg.cholesky(a @ a.transpose(0, 2, 1) + np.eye(dim))
-    rows, cols = np.tril_indices(dim)
-    packed = w[:, rows, cols]
-    mean = rng.normal(size=(positions, dim))
-    x = rng.normal(size=(batch, dim, positions))
-    got = cp.asnumpy(GpuMahalanobis(mean, packed, "fp32")(x.reshape(batch, dim, positions, 1).astype(np.float32)))
-    delta = x.transpose(0, 2, 1) - mean
-    ref = np.sqrt((np.einsum("pij,bpj->bpi", unpack(packed, dim), delta) ** 2).sum(-1))
+    packed, mean, x = random_problem(np.random.default_rng(0), batch, dim, positions)
+    got = cp.asnumpy(GpuMahalanobis(mean, packed.astype(np.float32), "fp32")(
+        x.reshape(batch, dim, positions, 1).astype(np.float32)))
+    ref = reference_distance(unpack(packed, dim), mean, x)
     return float(np.max(np.abs(got.reshape(batch, positions) - ref) / ref))
 
 
 def report(bundle=None) -> list[tuple[str, str]]:
     rows = [("python", platform.python_version()), ("machine", f"{platform.machine()}, {platform.system()}")]
-    for pkg in ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "cupy-cuda12x", "cupy-cuda13x", "cupy"):
+    for pkg in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tensorrt", "cupy-cuda12x", "cupy-cuda13x", "cupy"):
         v = _version(pkg)
         if v != "not installed" or pkg in ("torch", "onnxruntime", "tensorrt"):
             rows.append((pkg, v))
@@ -52,6 +47,10 @@ def report(bundle=None) -> list[tuple[str, str]]:
         rows.append(("onnxruntime providers", ", ".join(ort.get_available_providers())))
     except ImportError:
         pass
+    from cfnc_edge.runtime import cpu_kernel
+
+    rows.append(("cpu distance kernel", "compiled for this CPU (fp32/fp16/int8 factors)" if cpu_kernel.load() else
+                 "no C++ compiler: NumPy fallback, factor in fp32 (apt-get install g++ for fp16/int8 speed)"))
     rows += findings(read_stack())
     gpus = cuda_devices()
     if gpus:
@@ -76,5 +75,6 @@ def report(bundle=None) -> list[tuple[str, str]]:
             rows.append((f"auto backend ({precision})", auto_backend(bundle, precision)))
     else:
         rows.append(("auto backend", "tensorrt where an engine is built, else torch-cuda (fp32, fp16), else "
+                                     "openvino if installed and measured faster at export on this CPU, else "
                                      "onnxruntime if the bundle is exported, else torch"))
     return rows

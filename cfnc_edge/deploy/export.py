@@ -35,6 +35,11 @@ from cfnc_edge.runtime.artefacts import (
     check_exported_from,
     onnx_file,
 )
+from cfnc_edge.runtime.backends.openvino_backend import (
+    measure_cpu_backends,
+    openvino_available,
+    run_openvino,
+)
 
 OPSET = 17
 # max |onnx - torch| / max |torch| for fp32; mean |diff| / mean |torch| for fp16
@@ -96,7 +101,24 @@ def export(bundle: Bundle, images: Path | None = None, n_check: int = 16, log=pr
         files[ONNX_FILES[precision]] = data
         report[precision] = err
     bundle.write(files, onnx=report)
+    if openvino_available():
+        check_openvino(bundle, ref, batch, report, log)
     return report
+
+
+def check_openvino(bundle: Bundle, ref: np.ndarray, batch: np.ndarray, report: dict, log) -> None:
+    """OpenVINO (f32 hint) against PyTorch at the fp32 tolerance, then which
+    CPU runtime is faster here, recorded for `auto`."""
+    err = feature_error(ref, run_openvino(onnx_file(bundle, "fp32"), batch))
+    log(f"fp32: OpenVINO vs PyTorch: max |diff| {err['max_abs']:.2e} (max_rel {err['max_rel']:.2e}, "
+        f"tolerance {TOLERANCE['fp32']:.0e})")
+    if not err["max_rel"] <= TOLERANCE["fp32"]:
+        raise CfncError(f"OpenVINO features do not match PyTorch: max_rel {err['max_rel']:.3e} > "
+                        f"{TOLERANCE['fp32']:.0e}; use --backend onnxruntime")
+    speed = measure_cpu_backends(bundle, batch)
+    log(f"batch 1 on {speed['cpu']}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in speed["p50_ms"].items()))
+    report["openvino"] = err
+    bundle.write({}, onnx=report, cpu_backends=speed)
 
 
 def onnx_path(bundle: Bundle, precision: str) -> Path:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cfnc_edge.bundle import GAUSSIAN, Bundle
+from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
+from cfnc_edge.scoring.factor import load_gaussian
 from cfnc_edge.scoring.threshold import normalized
 
 STAGES = ("preprocess", "features", "distance", "postprocess")
@@ -70,7 +71,7 @@ class Inspector:
         cfg = self.bundle.model_config
         self.image_size = int(cfg["image_size"])
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
-        self.scoring = self.backend.scoring(self.bundle.tensors(GAUSSIAN))
+        self.scoring = self.backend.scoring(load_gaussian(self.bundle))
         if threshold is None and "threshold" in self.bundle.manifest:
             threshold = self.bundle.threshold
         self.threshold = threshold

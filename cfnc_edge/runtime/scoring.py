@@ -35,7 +35,7 @@ class Scoring(Protocol):
 
 class CpuScoring:
     def __init__(self, gaussian: dict[str, np.ndarray]):
-        self.distance = CpuMahalanobis(gaussian["mean"], gaussian["factor"])
+        self.distance = CpuMahalanobis(gaussian["mean"], gaussian["factor"], scale=gaussian.get("factor_scale"))
 
     @staticmethod
     def maps(distances: np.ndarray, thetas: np.ndarray, size: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from cfnc_edge.errors import BundleError, CfncError
 from cfnc_edge.images import read_image
 from cfnc_edge.report.bench import run_bench
 from cfnc_edge.runtime.artefacts import ONNX_FILES
+from cfnc_edge.runtime.backends import auto_backend
 from cfnc_edge.runtime.inspector import Inspector
 
 
@@ -72,7 +73,8 @@ def test_onnxruntime_maps_match_torch(exported, frames):
 
 
 def test_auto_backend_prefers_onnxruntime_once_exported(exported, tiny_bundle):
-    assert Inspector(exported[0]).backend.name == "onnxruntime"
+    # or OpenVINO, where installed and measured faster at export (tests/runtime/test_openvino.py)
+    assert Inspector(exported[0]).backend.name == auto_backend(exported[0], "fp32") in ("onnxruntime", "openvino")
     assert Inspector(tiny_bundle.path).backend.name == "torch"
 
 

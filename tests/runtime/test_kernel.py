@@ -16,26 +16,20 @@ from cfnc_edge.runtime.gpu.nvcc import (
     ptxas_report,
     supported_archs,
 )
+from cfnc_edge.scoring.factor import (
+    Factor,
+    compress,
+    random_problem,
+    reference_distance,
+)
 from cfnc_edge.scoring.packing import unpack
 
 KERNELS = Path(__file__).resolve().parents[2] / "kernels"
 
 
-def random_problem(rng, batch, dim, positions):
-    a = rng.normal(size=(positions, dim, dim))
-    w = np.linalg.cholesky(np.linalg.inv(a @ a.transpose(0, 2, 1) / dim + np.eye(dim)))
-    rows, cols = np.tril_indices(dim)
-    packed = w[:, rows, cols]
-    mean = rng.normal(size=(positions, dim))
-    feats = rng.normal(size=(batch, dim, positions)) + mean.T[None]
-    return packed, mean, feats
-
-
 def reference(packed, mean, feats):
     """float64: || W (x - mu) || per image and position."""
-    dim = mean.shape[1]
-    delta = feats.transpose(0, 2, 1) - mean  # (B, P, d)
-    return np.sqrt((np.einsum("pij,bpj->bpi", unpack(packed, dim), delta) ** 2).sum(-1))
+    return reference_distance(unpack(packed, mean.shape[1]), mean, feats)
 
 
 @pytest.fixture(scope="module")
@@ -49,35 +43,41 @@ def emulator(tmp_path_factory):
     return exe
 
 
-def run_emulated(exe, tmp_path, packed, mean, feats, half, max_b):
+def run_emulated(exe, tmp_path, factor: Factor, mean, feats, max_b):
     batch, dim, positions = feats.shape
-    (tmp_path / "meta.txt").write_text(f"{batch} {dim} {positions} {int(half)} {max_b}")
+    kind = {"fp32": 0, "fp16": 1, "int8": 2}[factor.precision]
+    (tmp_path / "meta.txt").write_text(f"{batch} {dim} {positions} {kind} {max_b}")
     feats.astype(np.float32).tofile(tmp_path / "feats.f32")
     mean.astype(np.float32).tofile(tmp_path / "mean.f32")
-    packed.astype(np.float16 if half else np.float32).tofile(tmp_path / "factor.bin")
+    factor.values.tofile(tmp_path / "factor.bin")
+    if factor.scale is not None:
+        factor.scale.tofile(tmp_path / "scale.f32")
     subprocess.run([str(exe), str(tmp_path)], check=True, timeout=300)
     return np.fromfile(tmp_path / "dist.f32", dtype=np.float32).reshape(batch, positions)
 
 
+# max |got / ref - 1| against float64 on the true factor: fp32 storage and
+# arithmetic; fp16 and int8 add their storage rounding (a value's relative
+# error ~2^-11 for fp16; up to 1/254 of the row's largest value for int8,
+# which averages out over the row's ~d/2 products)
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-3, "int8": 2e-2}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("dim", [37, 64, 100, 150])  # 37: not a multiple of 32; 150: more row pairs than threads
 @pytest.mark.parametrize("batch", [1, 3, 32])
-def test_emulated_kernel_matches_float64_reference(emulator, tmp_path, rng, dim, batch):
+def test_emulated_kernel_matches_float64_reference(emulator, tmp_path, rng, dim, batch, precision):
     positions = 23  # uneven: no power of two, not a multiple of the block size
     packed, mean, feats = random_problem(rng, batch, dim, positions)
+    factor = compress(packed, precision)
     max_b = 1 if batch == 1 else 8  # batch 32 runs as 4 chunks of 8, as the wrapper splits
-    got = run_emulated(emulator, tmp_path, packed, mean, feats, False, max_b)
+    got = run_emulated(emulator, tmp_path, factor, mean, feats, max_b)
     ref = reference(packed, mean, feats)
     assert ref.min() > 1.0
-    np.testing.assert_allclose(got, ref, rtol=1e-4)  # fp32 storage and arithmetic
-
-
-def test_emulated_kernel_with_fp16_factor(emulator, tmp_path, rng):
-    packed, mean, feats = random_problem(rng, 3, 100, 19)
-    got = run_emulated(emulator, tmp_path, packed, mean, feats, True, 8)
-    # exact against the fp16-rounded factor in float64 (fp32 arithmetic)...
-    np.testing.assert_allclose(got, reference(packed.astype(np.float16).astype(np.float64), mean, feats), rtol=1e-4)
-    # ...and within fp16 storage error of the true factor
-    np.testing.assert_allclose(got, reference(packed, mean, feats), rtol=5e-3)
+    # fp32 arithmetic on the stored values: as exact as fp32 storage is...
+    np.testing.assert_allclose(got, reference_distance(factor.dense(dim), mean, feats), rtol=1e-4)
+    # ...and within the storage's rounding of the true factor
+    np.testing.assert_allclose(got, ref, rtol=TOLERANCE[precision])
 
 
 @pytest.mark.parametrize("arch", TARGETS)

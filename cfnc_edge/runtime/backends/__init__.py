@@ -17,7 +17,7 @@ from cfnc_edge.runtime.gpu.device import missing, require
 __all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "choose_backend",
            "tensorrt_available", "torch_cuda_available"]
 
-BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cuda-graphs", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cuda-graphs", "openvino", "onnxruntime", "torch")
 
 
 def tensorrt_available() -> bool:
@@ -31,13 +31,17 @@ def torch_cuda_available() -> bool:
 
 
 def choose_backend(precision: str, tensorrt: Collection[str], torch_cuda: Collection[str],
-                   onnx: Collection[str]) -> str:
+                   onnx: Collection[str], openvino: bool = False) -> str:
     """`auto`'s order, given the precisions each backend can run here: TensorRT,
-    then PyTorch on CUDA, then ONNX Runtime, then PyTorch on the CPU."""
+    then PyTorch on CUDA, then OpenVINO (fp32, where it is installed and was
+    measured faster than ONNX Runtime for this model on this CPU), then ONNX
+    Runtime, then PyTorch on the CPU."""
     if precision in tensorrt:
         return "tensorrt"
     if precision in torch_cuda:
         return "torch-cuda"
+    if openvino and precision == "fp32" and precision in onnx:
+        return "openvino"
     if precision in onnx:
         return "onnxruntime"
     return "torch"
@@ -46,8 +50,9 @@ def choose_backend(precision: str, tensorrt: Collection[str], torch_cuda: Collec
 def auto_backend(bundle: Bundle, precision: str) -> str:
     """The fastest backend this machine and bundle support for `precision`:
     TensorRT (with the CUDA distance kernel) where an engine for this GPU
-    exists, else PyTorch on CUDA, else ONNX Runtime where the bundle is
-    exported, else PyTorch on the CPU."""
+    exists, else PyTorch on CUDA, else OpenVINO where installed and measured
+    faster than ONNX Runtime at export (manifest `cpu_backends`), else ONNX
+    Runtime where the bundle is exported, else PyTorch on the CPU."""
     from cfnc_edge.runtime.artefacts import ONNX_FILES
 
     tensorrt: list[str] = []
@@ -61,7 +66,13 @@ def auto_backend(bundle: Bundle, precision: str) -> str:
 
         torch_cuda = tuple(PRECISIONS)
     onnx = [p for p, f in ONNX_FILES.items() if bundle.has(f)]
-    return choose_backend(precision, tensorrt, torch_cuda, onnx)
+    from cfnc_edge.runtime.backends.openvino_backend import (
+        openvino_available,
+        preferred_on_this_cpu,
+    )
+
+    openvino = openvino_available() and preferred_on_this_cpu(bundle)
+    return choose_backend(precision, tensorrt, torch_cuda, onnx, openvino)
 
 
 def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") -> FeatureBackend:
@@ -78,6 +89,10 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
         from cfnc_edge.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(bundle, precision)
+    if name == "openvino":
+        from cfnc_edge.runtime.backends.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(bundle, precision)
     if name == "tensorrt":
         require("tensorrt", "the tensorrt backend")
         from cfnc_edge.runtime.backends.tensorrt_backend import TensorRTBackend

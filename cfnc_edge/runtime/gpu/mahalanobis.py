@@ -6,27 +6,45 @@ from pathlib import Path
 
 import numpy as np
 
+from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.postprocess import BLUR_SIGMA, anomaly_maps_ndimage
+from cfnc_edge.scoring.factor import compress
 
 KERNEL_SOURCE = Path(__file__).resolve().parents[2] / "kernels" / "mahalanobis.cu"
 BATCH_TEMPLATES = (1, 8, 32)  # MAX_B instances; larger batches are split into chunks of 32
 THREADS = 64
 MAX_DIM = 256  # CFNC_MAX_D in the kernel (shared-memory size)
+CTYPES = {"fp32": "float", "fp16": "__half", "int8": "signed char"}
 
 
 class GpuMahalanobis:
-    """d(x) = ||W (x - mu)|| per position with W packed, fp16 or fp32 storage."""
+    """d(x) = ||W (x - mu)|| per position with W packed, stored in fp32, fp16
+    or int8 with per-row scales (scoring/factor.py), arithmetic in fp32.
 
-    def __init__(self, mean: np.ndarray, packed_factor: np.ndarray, storage: str = "fp16"):
+    `storage` converts an fp32 factor on load ("fp16" by default, as this
+    kernel has always run fp32 bundles); a factor already in fp16 or int8
+    (a bundle's --factor-precision) runs as it is.
+    """
+
+    def __init__(self, mean: np.ndarray, packed_factor: np.ndarray, storage: str = "fp16",
+                 scale: np.ndarray | None = None):
+        self.positions, self.dim = mean.shape
+        if self.dim > MAX_DIM:  # checked before CuPy is needed
+            raise CfncError(f"the CUDA distance kernel supports d <= {MAX_DIM} and this bundle has d = {self.dim}: "
+                            f"use a CPU backend (--backend onnxruntime) or retrain with --dim {MAX_DIM} or less")
         import cupy as cp
 
-        self.positions, self.dim = mean.shape
-        if self.dim > MAX_DIM:
-            raise ValueError(f"the CUDA kernel supports d <= {MAX_DIM}, the bundle has d = {self.dim}")
+        if packed_factor.dtype in (np.float32, np.float64):
+            f = compress(packed_factor, storage)
+            packed_factor, scale = f.values, f.scale
+        self.storage = f"{packed_factor.dtype}".replace("float", "fp")  # float32 -> fp32, float16 -> fp16, int8
+        if self.storage == "int8" and scale is None:
+            raise ValueError("an int8 factor needs its per-row scales")
         self.mean = cp.asarray(mean, dtype=cp.float32)
-        self.factor = cp.asarray(packed_factor, dtype=cp.float16 if storage == "fp16" else cp.float32)
-        ctype = "__half" if storage == "fp16" else "float"
-        self.names = {b: f"mahalanobis_packed<{ctype}, {b}>" for b in BATCH_TEMPLATES}
+        self.factor = cp.asarray(packed_factor)
+        # a null pointer for the kernel's `scale` when there is none
+        self.scale = np.uint64(0) if scale is None else cp.asarray(scale, dtype=cp.float32)
+        self.names = {b: f"mahalanobis_packed<{CTYPES[self.storage]}, {b}>" for b in BATCH_TEMPLATES}
         module = cp.RawModule(code=KERNEL_SOURCE.read_text(), options=("-std=c++17", f"-DCFNC_THREADS={THREADS}"),
                               name_expressions=list(self.names.values()))
         self.kernels = {b: module.get_function(n) for b, n in self.names.items()}
@@ -46,7 +64,7 @@ class GpuMahalanobis:
             nb = min(top, b - b0)
             tmpl = next(t for t in BATCH_TEMPLATES if t >= nb)
             self.kernels[tmpl]((self.positions,), (THREADS,),
-                               (feats[b0:b0 + nb], self.mean, self.factor, out[b0:b0 + nb],
+                               (feats[b0:b0 + nb], self.mean, self.factor, self.scale, out[b0:b0 + nb],
                                 np.int32(nb), np.int32(d), np.int32(self.positions)))
         return out.reshape(b, h, w)
 

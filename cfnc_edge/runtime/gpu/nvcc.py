@@ -45,7 +45,9 @@ def ptxas_report(stderr: str) -> list[dict]:
         m = re.search(r"Compiling entry function '(\w+)'", line)
         if m:
             inst = re.search(r"I(\w+?)Li(\d+)E", m.group(1))
-            name = f"{'half' if inst and 'half' in inst.group(1) else 'float'}, {inst.group(2) if inst else '?'}"
+            # Itanium mangling of the factor type: f float, 6__half half, a signed char (int8)
+            ctype = {"f": "float", "6__half": "half", "a": "int8"}.get(inst.group(1), "?") if inst else "?"
+            name = f"{ctype}, {inst.group(2) if inst else '?'}"
         spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line)
         if spill:
             spills = (int(spill.group(1)), int(spill.group(2)))

@@ -15,7 +15,7 @@ class GpuScoring:
 
     def __init__(self, gaussian: dict[str, np.ndarray], stream):
         self.stream = stream
-        self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"])
+        self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"], scale=gaussian.get("factor_scale"))
 
     def maps(self, distances, thetas, size: int):
         # the warp is built on the host from the six numbers of each ICA

@@ -1,0 +1,283 @@
+"""This project against anomalib and AnomaVision PaDiM, side by side, on the CPU.
+
+    python -m benchmarks.peers [--rounds 3] [--calls 30] [--warmup 5] [--work /tmp/cfnc-peers]
+
+The unit of work is the same for all: one 224 x 224 uint8 frame in, the
+anomaly map at input size (upsampled and Gaussian-blurred) and the image
+score out, batch 1. Every implementation runs at ResNet-18 with random
+weights (torchvision's ImageNet weights cannot be downloaded here, and the
+timing does not depend on them), d = 100 features, fitted on the same
+random good images:
+
+- anomalib 2.7 `PadimModel` (layers 1-3, 100 random channels, its own
+  upsampling + blur);
+- AnomaVision 3.6 `Padim.predict` (layers 1-3, feat_dim 100) plus its
+  `adaptive_gaussian_blur` (kernel 33, sigma 4, as its detect.py does);
+- this project's Inspector, PaDiM configuration (ResNet-18, --no-ica
+  --no-fca --no-noncontrastive, d = 100), on each CPU backend, and at its
+  defaults (EfficientNet-Lite0, full method).
+
+Each peer runs in its own virtual environment, made here on first use from
+benchmarks/requirements-peers-*.txt with --system-site-packages (so torch is
+the project's and nothing is installed into the project's environment).
+Every implementation is a long-lived worker process (models built and
+fitted once); the timing runs in interleaved rounds, each round asking
+every worker in turn for `--warmup` untimed then `--calls` timed calls, so a
+shared machine's load falls on all alike. The table gives the p50 of each
+round and the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SIZE, DIM, N_FIT = 224, 100, 24
+VENVS = Path(os.environ.get("CFNC_PEERS_VENVS", Path.home() / ".cache" / "cfnc-peers"))
+
+
+def fit_images(rng: np.random.Generator) -> np.ndarray:
+    """The same random 'good' frames for every implementation: uint8 (N, 224, 224, 3)."""
+    base = rng.integers(60, 200, size=(1, SIZE, SIZE, 3))
+    return np.clip(base + rng.normal(0, 12, size=(N_FIT, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+
+
+# ---- workers: each reads "N_WARMUP N_CALLS" lines and answers a JSON list of seconds ----
+
+def _to_tensor(frame):
+    """uint8 HWC RGB -> normalised float (1, 3, H, W), as the peers' own loaders do."""
+    import torch
+
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def anomalib_worker(images):
+    import torch
+    from anomalib.models.image.padim.torch_model import PadimModel
+
+    torch.manual_seed(0)
+    model = PadimModel(backbone="resnet18", layers=["layer1", "layer2", "layer3"], pre_trained=False,
+                       n_features=DIM)
+    model.train()
+    with torch.inference_mode():
+        for i in range(0, len(images), 8):
+            model(torch.cat([_to_tensor(f) for f in images[i:i + 8]]))
+    model.fit()
+    model.eval()
+
+    def unit(frame):
+        with torch.inference_mode():
+            out = model(_to_tensor(frame))
+            return float(out.pred_score[0]), out.anomaly_map
+    return unit
+
+
+def anomavision_worker(images):
+    import torch
+    import torchvision
+    from anomavision.algorithm.common import feature_extraction
+    from anomavision.algorithm.padim.padim import Padim
+    from anomavision.utils import adaptive_gaussian_blur
+
+    torch.manual_seed(0)
+    # its extractor downloads ImageNet weights; random weights instead (offline)
+    feature_extraction.BACKBONES["resnet18"] = (torchvision.models.resnet18, None)
+    model = Padim(backbone="resnet18", layer_indices=[0, 1, 2], feat_dim=DIM)
+    model.fit([torch.cat([_to_tensor(f) for f in images[i:i + 8]]) for i in range(0, len(images), 8)])
+    model.eval()
+
+    def unit(frame):
+        with torch.inference_mode():
+            scores, maps = model.predict(_to_tensor(frame))
+            return float(scores[0]), adaptive_gaussian_blur(maps, kernel_size=33, sigma=4)
+    return unit
+
+
+def cfnc_worker(bundle, backend):
+    from cfnc_edge.runtime.inspector import Inspector
+
+    insp = Inspector(bundle, backend)
+
+    def unit(frame):
+        r = insp([frame[:, :, ::-1]])[0]  # the Inspector takes BGR frames, as OpenCV reads them
+        return r.score, r.map
+    return unit
+
+
+def serve(unit, frame) -> None:
+    for line in sys.stdin:
+        warmup, calls = map(int, line.split())
+        for _ in range(warmup):
+            unit(frame)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            unit(frame)
+            times.append(time.perf_counter() - t0)
+        print(json.dumps(times), flush=True)
+
+
+def worker_main(kind: str, args: list[str]) -> None:
+    rng = np.random.default_rng(0)
+    images = fit_images(rng)
+    frame = images[0]
+    unit = {"anomalib": lambda: anomalib_worker(images), "anomavision": lambda: anomavision_worker(images),
+            "cfnc": lambda: cfnc_worker(*args)}[kind]()
+    unit(frame)
+    print("ready", flush=True)
+    serve(unit, frame)
+
+
+# ---- setup: virtual environments and this project's bundles ----
+
+def peer_python(name: str, log) -> Path:
+    env = VENVS / name
+    py = env / "bin" / "python"
+    if not py.exists():
+        log(f"creating {env} (system site packages: torch is shared, nothing installed in the project's env)")
+        venv.create(env, with_pip=True, system_site_packages=True)
+    req = HERE / f"requirements-peers-{name}.txt"
+    marker = env / "requirements.done"
+    if not marker.exists() or marker.read_text() != req.read_text():
+        log(f"installing {req.name} into {env}")
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(req)], check=True)
+        marker.write_text(req.read_text())
+    return py
+
+
+def cfnc_bundles(work: Path, log) -> dict[str, Path]:
+    """ResNet-18 PaDiM (d = 100) and the default configuration, fitted on the
+    same random frames, exported (ONNX; OpenVINO checked when installed)."""
+    import cv2
+
+    from cfnc_edge.api import export, train
+    from cfnc_edge.model.coarse_to_fine import ModelConfig
+    from cfnc_edge.model.train import TrainConfig
+
+    data = work / "data"
+    good = data / "train" / "good"
+    if not good.is_dir():
+        good.mkdir(parents=True)
+        for i, f in enumerate(fit_images(np.random.default_rng(0))):
+            cv2.imwrite(str(good / f"{i:03d}.png"), f[:, :, ::-1])
+    configs = {"resnet18-padim": (ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False),
+                                  TrainConfig(epochs=0, noncontrastive=False)),
+               "default": (ModelConfig(), TrainConfig(epochs=0))}
+    random_r18 = work / "resnet18-random.pth"  # "ImageNet weights" that are random, as the peers get
+    if not random_r18.exists():
+        import torch
+        import torchvision
+
+        torch.manual_seed(0)
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), random_r18)
+    out = {}
+    for name, (mcfg, tcfg) in configs.items():
+        path = work / name
+        if not (path / "model.onnx").exists():
+            log(f"building the {name} bundle in {path}")
+            bundle = train(data, path, mcfg, tcfg, holdout=0.2, progress=False,
+                           weights=random_r18 if mcfg.backbone == "resnet18" else None)
+            export(bundle, log=log)
+        out[name] = path
+    return out
+
+
+class Worker:
+    def __init__(self, label: str, cmd: list[str]):
+        self.label = label
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"{label} did not start (exit code {self.proc.wait()})")
+
+    def run(self, warmup: int, calls: int) -> list[float]:
+        self.proc.stdin.write(f"{warmup} {calls}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--calls", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/cfnc-peers"))
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "peers-cpu.md")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return worker_main(a.worker[0], a.worker[1:])
+    from benchmarks.common import machine
+    from cfnc_edge.runtime.backends.openvino_backend import openvino_available
+
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    a.work.mkdir(parents=True, exist_ok=True)
+    bundles = cfnc_bundles(a.work, log)
+    me = [sys.executable, "-m", "benchmarks.peers", "--worker"]
+    specs, problems = [], []
+    for name in ("anomalib", "anomavision"):
+        try:
+            specs.append((f"{name} PaDiM (PyTorch)", [str(peer_python(name, log)), "-m", "benchmarks.peers",
+                                                      "--worker", name]))
+        except subprocess.CalledProcessError as exc:
+            problems.append(f"{name}: installing into its virtual environment failed ({exc})")
+    cpu_backends = ["torch", "onnxruntime"] + (["openvino"] if openvino_available() else [])
+    for bundle, label in ((bundles["resnet18-padim"], "ResNet-18 PaDiM"), (bundles["default"], "defaults")):
+        for be in cpu_backends:
+            if label == "defaults" and be == "torch":
+                continue
+            specs.append((f"cfnc-edge {label}, {be}", me + ["cfnc", str(bundle), be]))
+    workers = []
+    for label, cmd in specs:
+        log(f"starting {label}")
+        try:
+            workers.append(Worker(label, cmd))
+        except RuntimeError as exc:
+            problems.append(str(exc))
+    p50 = {w.label: [] for w in workers}
+    for r in range(a.rounds):
+        for w in workers:
+            p50[w.label].append(1000 * float(np.median(w.run(a.warmup, a.calls))))
+            log(f"round {r + 1}: {w.label} p50 {p50[w.label][-1]:.1f} ms")
+    for w in workers:
+        w.close()
+
+    med = {k: float(np.median(v)) for k, v in p50.items()}
+    ref = {k: med.get(f"{k} PaDiM (PyTorch)") for k in ("anomalib", "anomavision")}
+    lines = ["# Peers on the CPU: anomalib and AnomaVision PaDiM against cfnc-edge", "",
+             f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run"
+             f"{' (shared: other processes running)' if os.getloadavg()[0] > 1.5 else ''}.", "",
+             f"Unit of work: one {SIZE} x {SIZE} frame -> anomaly map at input size (upsampled, Gaussian blur) + "
+             f"image score, batch 1. ResNet-18 with random weights, d = {DIM}, fitted on {N_FIT} random frames. "
+             f"{a.rounds} interleaved rounds; per round {a.warmup} warm-up then {a.calls} timed calls, p50. "
+             "Command: `python -m benchmarks.peers`.", "",
+             "| implementation | p50 ms per round | median ms | anomalib / this | AnomaVision / this |",
+             "|---|---|---|---|---|"]
+    for k, v in p50.items():
+        ratios = [f"{ref[n] / med[k]:.2f}x" if ref[n] else "n/a" for n in ("anomalib", "anomavision")]
+        lines.append(f"| {k} | {', '.join(f'{x:.1f}' for x in v)} | {med[k]:.1f} | {' | '.join(ratios)} |")
+    if problems:
+        lines += ["", "Not measured:", *[f"- {p}" for p in problems]]
+    a.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Storage precision of the whitening factor (NumPy only).
+
+At batch 1 the distance step reads the whole factor once per frame and does
+two flops per value read, so its time is the factor's size over the memory
+bandwidth. Storing it in fewer bytes is the one lever left:
+
+- ``fp32``: as fitted (the reference);
+- ``fp16``: IEEE half, ~3 significant digits, 2 bytes a value;
+- ``int8``: symmetric int8 per row of each position's triangle, one fp32
+  scale per row (max |w| / 127 over the row), 1 byte a value. Because the
+  scale is per row, it factors out of the row's dot product:
+  y_i = s_i * sum_k q_ik x_k, so dequantisation is a cast plus one multiply
+  per row, as in weight-only quantised GEMV.
+
+Arithmetic is fp32 in every case. The bundle keeps the fp32 factor; the
+precision chosen for it (manifest ``gaussian.factor_precision``) is applied
+when it is loaded, so switching back loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cfnc_edge.bundle import GAUSSIAN, Bundle
+from cfnc_edge.errors import CfncError
+from cfnc_edge.scoring.packing import unpack
+
+FACTOR_PRECISIONS = ("fp32", "fp16", "int8")
+BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass
+class Factor:
+    """A packed factor (P, d(d+1)/2) in its storage dtype, and for int8 the
+    per-row scales (P, d) float32."""
+
+    values: np.ndarray
+    scale: np.ndarray | None = None
+
+    @property
+    def precision(self) -> str:
+        return {np.dtype(np.float32): "fp32", np.dtype(np.float16): "fp16", np.dtype(np.int8): "int8"}[self.values.dtype]
+
+    def dense(self, dim: int) -> np.ndarray:
+        """The (P, d, d) lower-triangular factor these values stand for, float64."""
+        w = unpack(self.values.astype(np.float64), dim)
+        return w if self.scale is None else w * self.scale[:, :, None]
+
+
+def check_precision(precision: str) -> str:
+    if precision not in FACTOR_PRECISIONS:
+        raise CfncError(f"unknown factor precision {precision!r}; choose from {', '.join(FACTOR_PRECISIONS)}")
+    return precision
+
+
+def compress(packed: np.ndarray, precision: str) -> Factor:
+    """Packed factor (P, T) -> its storage in `precision`."""
+    check_precision(precision)
+    if precision == "fp32":
+        return Factor(np.ascontiguousarray(packed, dtype=np.float32))
+    if precision == "fp16":
+        return Factor(np.ascontiguousarray(packed, dtype=np.float16))
+    dim = int((np.sqrt(8 * packed.shape[1] + 1) - 1) / 2)
+    dense = unpack(np.asarray(packed, dtype=np.float32), dim)
+    scale = np.abs(dense).max(2) / 127  # (P, d): per row; the diagonal is > 0, so never 0
+    rows, cols = np.tril_indices(dim)
+    q = np.rint(packed / scale[:, rows]).clip(-127, 127).astype(np.int8)
+    return Factor(q, scale.astype(np.float32))
+
+
+def gaussian_tensors(tensors: dict[str, np.ndarray], precision: str) -> dict[str, np.ndarray]:
+    """The bundle's Gaussian with the factor in its storage precision
+    (``factor`` in that dtype, plus ``factor_scale`` for int8): what the
+    scoring implementations take."""
+    f = compress(tensors["factor"], precision)
+    out = {"mean": tensors["mean"], "factor": f.values}
+    if f.scale is not None:
+        out["factor_scale"] = f.scale
+    return out
+
+
+def bundle_precision(bundle: Bundle) -> str:
+    """The factor precision a bundle is set to run with (fp32 unless set)."""
+    return bundle.manifest.get("gaussian", {}).get("factor_precision", "fp32")
+
+
+def load_gaussian(bundle: Bundle) -> dict[str, np.ndarray]:
+    """The bundle's Gaussian as the runtime scores with it: the factor in the
+    precision recorded in the manifest."""
+    return gaussian_tensors(bundle.tensors(GAUSSIAN), bundle_precision(bundle))
+
+
+def factor_of(gaussian: dict[str, np.ndarray]) -> Factor:
+    return Factor(gaussian["factor"], gaussian.get("factor_scale"))
+
+
+def random_problem(rng: np.random.Generator, batch: int, dim: int, positions: int):
+    """A random test problem: (packed factor (P, T), mean (P, d), features
+    (B, d, P)), float64, with W = chol(inv(C)) for a well-conditioned C and
+    features drawn around the mean. Shared by the tests, `doctor` and the
+    benchmarks."""
+    a = rng.normal(size=(positions, dim, dim))
+    w = np.linalg.cholesky(np.linalg.inv(a @ a.transpose(0, 2, 1) / dim + np.eye(dim)))
+    rows, cols = np.tril_indices(dim)
+    mean = rng.normal(size=(positions, dim))
+    feats = rng.normal(size=(batch, dim, positions)) + mean.T[None]
+    return w[:, rows, cols], mean, feats
+
+
+def reference_distance(dense: np.ndarray, mean: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """float64 || W (x - mu) || per image and position: dense (P, d, d),
+    mean (P, d), feats (B, d, P) -> (B, P)."""
+    delta = feats.transpose(0, 2, 1).astype(np.float64) - mean  # (B, P, d)
+    return np.sqrt((np.einsum("pij,bpj->bpi", dense.astype(np.float64), delta) ** 2).sum(-1))
