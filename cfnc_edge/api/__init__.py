@@ -16,10 +16,12 @@ _WHERE = {
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment",
     "stream": "streaming",
+    "serve": "serving", "connect": "serving", "parse_bundles": "serving",
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine", "TrainConfig": "cfnc_edge.model.train",
-            "StreamOptions": "cfnc_edge.stream.runner"}
+            "StreamOptions": "cfnc_edge.stream.runner",
+            "ServeOptions": "cfnc_edge.serve.server", "RemoteInspector": "cfnc_edge.serve.client"}
 
 __all__ = sorted([*_WHERE, *_CLASSES])
 

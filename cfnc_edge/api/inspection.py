@@ -34,11 +34,22 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None, backend: str = "auto",
-                precision: str = "fp32", threshold: float | None = None, batch_size: int = 8):
-    """Yield one dict per image: path, score, verdict (and heatmap file if out is set)."""
+def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None, backend: str = "auto",
+                precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
+                server: str | None = None, model: str | None = None):
+    """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
+
+    `server` (grpc://HOST:PORT): score on a `cfnc-edge serve` server (`model`: its model name).
+    """
     paths = expand_inputs(inputs)
-    insp = Inspector(bundle, backend, precision, threshold)
+    if server is not None:
+        from cfnc_edge.api.serving import connect
+
+        insp = connect(server, model, maps=out is not None)
+    elif bundle is None:
+        raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
+    else:
+        insp = Inspector(bundle, backend, precision, threshold)
     scale = 2 * insp.threshold if insp.threshold else None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)

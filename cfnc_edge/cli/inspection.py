@@ -33,15 +33,17 @@ def eval_(
 @app.command()
 def infer(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
-    bundle: Path = BundleOpt,
+    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle folder (or use --server)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for heatmap PNGs."),
     backend: str = typer.Option("auto"),
     precision: str = typer.Option("fp32"),
     threshold: Optional[float] = typer.Option(None, help="Override the bundle's threshold."),
     batch_size: int = typer.Option(8),
+    server: Optional[str] = typer.Option(None, help="Score on a `cfnc-edge serve` server: grpc://HOST:PORT."),
+    model: Optional[str] = typer.Option(None, help="The server's model to use (default: cfnc)."),
 ):
     """Score images: one JSON line per image (score, verdict) on stdout."""
     from cfnc_edge.api import infer_paths
 
-    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size):
+    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, server, model):
         typer.echo(json.dumps(line))
