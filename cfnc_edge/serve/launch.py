@@ -82,6 +82,13 @@ class ServerProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def restart(self, down_s: float = 0.0, timeout_s: float = 180.0) -> int:
+        """Stop (SIGTERM), stay down `down_s` seconds, start again on the same ports; the stop's exit code."""
+        code = self.stop()
+        time.sleep(down_s)
+        self.start(timeout_s)
+        return code
+
     def __enter__(self) -> "ServerProcess":
         return self.start()
 
