@@ -233,6 +233,7 @@ def test_sigterm_drains_and_stops(tiny_bundle, tmp_path_factory):
     assert len(result["r"]) == 8  # the batch in flight when the signal came was answered
     assert srv.proc.wait(60) == 0
     log = srv.log.read_text()
+    assert log.index("warmed up") < log.index("serving tiny")  # warm before Triton (and readiness) starts
     assert "server stopped" in log and "Traceback" not in log
     with pytest.raises(CfncError, match="no Triton server ready"):
         connect(srv.url, "tiny", connect_timeout_s=1)
