@@ -97,11 +97,18 @@ def run_local(insp: Inspector, n: int, seconds: float, frame: np.ndarray) -> tup
     return n * len(lat) / (sum(lat) / 1000), lat
 
 
-def paired_overhead(insp: Inspector, url: str, pairs: int, frame: np.ndarray) -> tuple[float, float, float]:
-    """Local then server call, `pairs` times: (median local ms, median server ms, median difference ms)."""
+STAGES = {"queue": "nv_inference_queue_duration_us", "input": "nv_inference_compute_input_duration_us",
+          "infer": "nv_inference_compute_infer_duration_us", "output": "nv_inference_compute_output_duration_us",
+          "in Triton": "nv_inference_request_duration_us"}
+
+
+def paired_overhead(insp: Inspector, srv: ServerProcess, pairs: int, frame: np.ndarray):
+    """Local then server call, `pairs` times: (median local ms, median server ms, median difference ms,
+    mean ms per request of each stage inside Triton, from its metrics)."""
     local, remote = [], []
-    with RemoteInspector(url) as client:
+    with RemoteInspector(srv.url) as client:
         client([frame])
+        before = srv.metrics()
         for _ in range(pairs):
             t0 = time.perf_counter()
             insp([frame])
@@ -109,8 +116,11 @@ def paired_overhead(insp: Inspector, url: str, pairs: int, frame: np.ndarray) ->
             client([frame])
             local.append((t1 - t0) * 1000)
             remote.append((time.perf_counter() - t1) * 1000)
+        after = srv.metrics()
+    n = after["nv_inference_request_success"] - before["nv_inference_request_success"]
+    stages = {k: (after[m] - before[m]) / n / 1000 for k, m in STAGES.items()}
     diff = np.subtract(remote, local)
-    return float(np.median(local)), float(np.median(remote)), float(np.median(diff))
+    return float(np.median(local)), float(np.median(remote)), float(np.median(diff)), stages
 
 
 def main() -> None:
@@ -143,7 +153,7 @@ def main() -> None:
                     lat.setdefault((name, n), []).extend(ms)
                     print(f"round {r} clients {n:2d} {name:34s} {fps:7.1f} frames/s  "
                           f"p50 {np.percentile(ms, 50):7.1f} ms", flush=True)
-        overhead = {name: paired_overhead(insp, srv.url, args.pairs, frame) for name, srv in servers.items()}
+        overhead = {name: paired_overhead(insp, srv, args.pairs, frame) for name, srv in servers.items()}
     finally:
         for srv in servers.values():
             srv.stop()
@@ -162,7 +172,8 @@ def main() -> None:
     ratio0 = statistics.median(thr[(on0, 8)]) / statistics.median(thr[(off, 8)])
     ratio2 = statistics.median(thr[(on2, 8)]) / statistics.median(thr[(off, 8)])
     added = {nm: overhead[nm][2] for nm in CONFIGS}
-    pair_rows = "\n".join(f"| {nm} | {lo:.1f} | {re_:.1f} | {d:+.1f} |" for nm, (lo, re_, d) in overhead.items())
+    pair_rows = "\n".join(f"| {nm} | {lo:.1f} | {re_:.1f} | {d:+.1f} | " + " | ".join(f"{v:.1f}" for v in st.values())
+                          + " |" for nm, (lo, re_, d, st) in overhead.items())
     text = f"""# Serving on the CPU: Triton (PyTriton) against concurrent clients
 
 Machine: {machine()}. **Shared**: six other helpers ran builds and tests on the same
@@ -180,8 +191,8 @@ Command: `OMP_NUM_THREADS={threads} python -m benchmarks.serve_cpu --bundle {arg
 
 One client, {args.pairs} pairs of (local call, server call) on the same frame, medians:
 
-| server | local ms | server ms | server - local, ms |
-|---|---|---|---|
+| server | local ms | server ms | server - local, ms | {" | ".join(f"Triton {k}, mean ms" for k in STAGES)} |
+|---|---|---|---|{"---|" * len(STAGES)}
 {pair_rows}
 
 ## Goals

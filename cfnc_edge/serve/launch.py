@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.serve.protocol import DEFAULT_MODEL
 
 
 def free_ports(n: int) -> list[int]:
@@ -81,6 +84,13 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def metrics(self, model: str = DEFAULT_MODEL) -> dict[str, float]:
+        """The model's Prometheus metrics, as a Prometheus server scrapes them: {name: value}."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        return {m.group(1): float(m.group(2))
+                for m in re.finditer(rf'^(\w+){{model="{re.escape(model)}",version="1"}} (\S+)$', text, re.M)}
 
     def restart(self, down_s: float = 0.0, timeout_s: float = 180.0) -> int:
         """Stop (SIGTERM), stay down `down_s` seconds, start again on the same ports; the stop's exit code."""

@@ -5,14 +5,12 @@ a user starts it; the tiny 64 px bundle keeps every inference short.
 """
 
 import json
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import cv2
 import numpy as np
@@ -71,12 +69,6 @@ def local(tiny_bundle):
     return Inspector(tiny_bundle, "torch")
 
 
-def metric(srv, name, model="tiny"):
-    """One of the model's Prometheus metrics, as a Prometheus server would scrape it."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=10).read().decode()
-    return float(re.search(rf'^{name}{{model="{model}",version="1"}} (\S+)$', text, re.M).group(1))
-
-
 def raw_infer(srv, model, array):
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import np_to_triton_dtype
@@ -126,7 +118,7 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
     mine = {k: frames(n_requests, seed=100 + k) for k in range(n_clients)}
     got, errors = {}, []
     clients = {k: connect(server.url, "tiny") for k in range(n_clients)}
-    count0, exec0 = metric(server, "nv_inference_count"), metric(server, "nv_inference_exec_count")  # after the clients' connection probes
+    before = server.metrics("tiny")  # after the clients' connection probes
     barrier = threading.Barrier(n_clients)
 
     def run(k):
@@ -142,12 +134,12 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
     for t in threads:
         t.join(120)
     assert not errors
-    count1, exec1 = metric(server, "nv_inference_count"), metric(server, "nv_inference_exec_count")
+    after = server.metrics("tiny")
     for k in range(n_clients):
         want = [r.score for f in mine[k] for r in local([f])]
         # batched with other clients' frames: equal up to float32 summation order
         np.testing.assert_allclose(got[k], want, rtol=1e-5)
-    frames_served, executions = count1 - count0, exec1 - exec0
+    frames_served, executions = (after[k] - before[k] for k in ("nv_inference_count", "nv_inference_exec_count"))
     assert frames_served == n_clients * n_requests
     assert executions < frames_served / 2, f"{frames_served} frames in {executions} executions: hardly batched"
 
@@ -221,7 +213,7 @@ def test_sigterm_drains_and_stops(tiny_bundle, tmp_path_factory):
     for _ in range(20):  # until SIGTERM lands while a batch is being inferred
         worker = threading.Thread(target=lambda: result.__setitem__("r", client(big)))
         worker.start()
-        while worker.is_alive() and metric(srv, "nv_inference_pending_request_count") == 0:
+        while worker.is_alive() and srv.metrics("tiny")["nv_inference_pending_request_count"] == 0:
             time.sleep(0.005)
         if worker.is_alive():
             srv.proc.send_signal(signal.SIGTERM)
