@@ -16,13 +16,15 @@ _WHERE = {
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment", "set_factor_precision": "deployment",
     "stream": "streaming", "stream_sinks": "streaming",
+    "serve": "serving", "connect": "serving", "parse_bundles": "serving",
     "verify_bundle": "bundles", "rollback_bundle": "bundles", "sign_bundle": "bundles", "make_keys": "bundles",
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine", "TrainConfig": "cfnc_edge.model.train",
             "StreamOptions": "cfnc_edge.stream.runner", "StreamRunner": "cfnc_edge.stream.runner",
             "FrameSource": "cfnc_edge.stream.sources", "IterableSource": "cfnc_edge.stream.sources",
-            "MqttOptions": "cfnc_edge.stream.sinks.mqtt"}
+            "MqttOptions": "cfnc_edge.stream.sinks.mqtt",
+            "ServeOptions": "cfnc_edge.serve.server", "RemoteInspector": "cfnc_edge.serve.client"}
 
 __all__ = sorted([*_WHERE, *_CLASSES])
 

@@ -50,16 +50,24 @@ def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
             for (p, n), a in zip(names.items(), absolute)}
 
 
-def infer_paths(inputs: list[Path], bundle: Path | str, out: Path | None = None, backend: str = "auto",
+def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None, backend: str = "auto",
                 precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
-                on_error: str = "skip"):
+                on_error: str = "skip", server: str | None = None, model: str | None = None):
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
 
     An unreadable image yields {"path", "error"} and the run goes on
-    (`on_error="fail"` raises instead)."""
+    (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
+    a `cfnc-edge serve` server (`model`: its model name)."""
     check(batch_size=batch_size, threshold=threshold, on_error=on_error)
     paths = expand_inputs(inputs)
-    insp = Inspector(bundle, backend, precision, threshold)
+    if server is not None:
+        from cfnc_edge.api.serving import connect
+
+        insp = connect(server, model, maps=out is not None)
+    elif bundle is None:
+        raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
+    else:
+        insp = Inspector(bundle, backend, precision, threshold)
     heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
         chunk, frames = [], []

@@ -35,19 +35,22 @@ def eval_(
 @app.command()
 def infer(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
-    bundle: Path = BundleOpt,
+    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle folder (or use --server)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for heatmap PNGs."),
     backend: str = typer.Option("auto"),
     precision: str = typer.Option("fp32"),
     threshold: Optional[float] = typer.Option(None, help="Override the bundle's threshold."),
     batch_size: int = typer.Option(8),
     on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image does."),
+    server: Optional[str] = typer.Option(None, help="Score on a `cfnc-edge serve` server: grpc://HOST:PORT."),
+    model: Optional[str] = typer.Option(None, help="The server's model to use (default: cfnc)."),
 ):
     """Score images: one JSON line per image (score, verdict, or error) on stdout; exit 1 if any was skipped."""
     from cfnc_edge.api import infer_paths
 
     counts, errors = {"images": 0, "skipped": 0}, []
-    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error):
+    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error,
+                            server, model):
         typer.echo(json.dumps(line, allow_nan=False))
         counts["images"] += 1
         if "error" in line:

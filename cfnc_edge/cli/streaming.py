@@ -9,12 +9,12 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import BundleOpt, app
+from cfnc_edge.cli.app import app
 
 
 @app.command()
 def stream(
-    bundle: Path = BundleOpt,
+    bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle folder (or use --server)."),
     camera: list[int] = typer.Option([], "--camera", "-c", help="Camera index (repeatable)."),
     source: list[str] = typer.Option([], "--source", "-s", help="Video file, RTSP/HTTP URL or image folder (repeatable)."),
     backend: str = typer.Option("auto"),
@@ -33,6 +33,8 @@ def stream(
     max_batch: int = typer.Option(4, help="Largest batch of frames per backend call."),
     max_wait_ms: float = typer.Option(5.0, help="Longest a frame waits for a batch to fill."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    server: Optional[str] = typer.Option(None, help="Inspect on a `cfnc-edge serve` server: grpc://HOST:PORT."),
+    model: Optional[str] = typer.Option(None, help="The server's model to use (default: cfnc)."),
 ):
     """Inspect live: cameras, video files, streams or image folders; one JSON line per frame."""
     import signal
@@ -43,7 +45,7 @@ def stream(
     mqtt_options = api.MqttOptions(mqtt, mqtt_anomalies_only, mqtt_qos, mqtt_status, mqtt_buffer) if mqtt else None
     summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
                          save=save, save_anomalies=save_anomalies, show=show, mqtt=mqtt_options,
-                         metrics_port=metrics_port, status=sys.stderr,
+                         metrics_port=metrics_port, status=sys.stderr, server=server, model=model,
                          on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
     typer.echo("\nsummary: " + json.dumps(summary), err=True)
     for w in summary["warnings"]:

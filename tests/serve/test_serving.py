@@ -1,0 +1,231 @@
+"""`cfnc-edge serve`: a real Triton Inference Server (through PyTriton) on free ports.
+
+The server runs as `python -m cfnc_edge serve` in a child process, exactly as
+a user starts it; the tiny 64 px bundle keeps every inference short.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from cfnc_edge.bundle import MANIFEST, Bundle, sha256
+from cfnc_edge.data.synthetic import render_defective, render_good
+from cfnc_edge.errors import CfncError
+from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.serve.server import pytriton_problem
+
+PROBLEM = pytriton_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"serve tests need a Triton server: {PROBLEM}")
+
+QUEUE_DELAY_MS = 20  # long enough that concurrent clients' requests meet in one batch
+MAX_SIDE = 512
+
+
+def frames(n, seed, size=96):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img = render_defective(rng, "scratch", size)[0] if i % 3 == 2 else render_good(rng, size)[0]
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.fixture(scope="session")
+def other_bundle(tiny_bundle, tmp_path_factory):
+    """A second product: the tiny bundle with another threshold, hence another manifest and id."""
+    dest = tmp_path_factory.mktemp("other") / "b"
+    shutil.copytree(tiny_bundle.path, dest)
+    b = Bundle.open(dest)
+    b.manifest["threshold"]["value"] = 2 * b.threshold
+    b.write_manifest()
+    return Bundle.open(dest)
+
+
+def server_process(tmp_path_factory, bundles, *args):
+    from cfnc_edge.serve.launch import ServerProcess
+
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    return ServerProcess(bundles, "--backend", "torch", "--max-batch", "8",
+                         "--queue-delay-ms", str(QUEUE_DELAY_MS), "--max-side", str(MAX_SIDE), *args, log=log)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_bundle, other_bundle, tmp_path_factory):
+    srv = server_process(tmp_path_factory, {"tiny": tiny_bundle.path, "other": other_bundle.path}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def local(tiny_bundle):
+    return Inspector(tiny_bundle, "torch")
+
+
+def raw_infer(srv, model, array):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import np_to_triton_dtype
+
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{srv.grpc_port}")
+    inp = grpcclient.InferInput("frames", list(array.shape), np_to_triton_dtype(array.dtype))
+    inp.set_data_from_numpy(array)
+    try:
+        return client.infer(model, [inp])
+    finally:
+        client.close()
+
+
+def test_scores_equal_local_inspector(server, local, tiny_bundle, other_bundle):
+    from cfnc_edge.api import connect
+
+    # two frame sizes: the client sends one request per size, so compare with the same batches locally
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # surely anomalous
+    square, wide = frames(5, seed=1) + [noise], [cv2.resize(f, (120, 80)) for f in frames(2, seed=2)]
+    with connect(server.url, "tiny", maps=True) as client:
+        assert client.bundle_id == sha256(tiny_bundle.path / MANIFEST)
+        assert client.threshold == pytest.approx(tiny_bundle.threshold)
+        got = client(square + wide)
+    want = local(square) + local(wide)
+    assert len(got) == len(want) == 8
+    for g, w in zip(got, want):
+        assert abs(g.score - w.score) <= 1e-5
+        assert abs(g.normalized_score - w.normalized_score) <= 1e-5
+        assert g.anomalous == w.anomalous and g.threshold == pytest.approx(w.threshold)
+        np.testing.assert_allclose(g.map, w.map, atol=1e-5)
+        assert g.full_map().shape == w.full_map().shape
+        assert g.bundle_id == sha256(tiny_bundle.path / MANIFEST)
+    assert any(w.anomalous for w in want) and not all(w.anomalous for w in want)  # both verdicts exercised
+    # the other model answers with its own bundle: same features, its own threshold and id
+    with connect(server.url, "other") as client:
+        other = client(square)
+        assert [r.bundle_id for r in other] == [sha256(other_bundle.path / MANIFEST)] * 6
+        assert [r.threshold for r in other] == [pytest.approx(other_bundle.threshold)] * 6
+        with pytest.raises(CfncError, match="connect with maps=True"):
+            other[0].full_map()
+
+
+def test_concurrent_clients_get_their_own_results_in_batches(server, local):
+    from cfnc_edge.api import connect
+
+    n_clients, n_requests = 8, 6
+    mine = {k: frames(n_requests, seed=100 + k) for k in range(n_clients)}
+    got, errors = {}, []
+    clients = {k: connect(server.url, "tiny") for k in range(n_clients)}
+    before = server.metrics("tiny")  # after the clients' connection probes
+    barrier = threading.Barrier(n_clients)
+
+    def run(k):
+        try:
+            barrier.wait()
+            got[k] = [clients[k]([f])[0].score for f in mine[k]]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n_clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    after = server.metrics("tiny")
+    for k in range(n_clients):
+        want = [r.score for f in mine[k] for r in local([f])]
+        # batched with other clients' frames: equal up to float32 summation order
+        np.testing.assert_allclose(got[k], want, rtol=1e-5)
+    frames_served, executions = (after[k] - before[k] for k in ("nv_inference_count", "nv_inference_exec_count"))
+    assert frames_served == n_clients * n_requests
+    assert executions < frames_served / 2, f"{frames_served} frames in {executions} executions: hardly batched"
+
+
+@pytest.mark.parametrize("case", ["dtype", "rank", "channels", "zero", "too_large", "batch", "unknown_model"])
+def test_bad_requests_get_errors_and_server_keeps_serving(server, local, case):
+    from tritonclient.utils import InferenceServerException
+
+    good = frames(1, seed=7)[0]
+    bad = {"dtype": ("tiny", good[None].astype(np.float32)),
+           "rank": ("tiny", good[None, :, :, 0]),
+           "channels": ("tiny", np.zeros((1, 8, 8, 4), np.uint8)),
+           "zero": ("tiny", np.zeros((1, 0, 8, 3), np.uint8)),
+           "too_large": ("tiny", np.zeros((1, MAX_SIDE + 1, 8, 3), np.uint8)),
+           "batch": ("tiny", np.repeat(good[None], 9, axis=0)),
+           "unknown_model": ("nope", good[None])}[case]
+    with pytest.raises(InferenceServerException) as err:
+        raw_infer(server, *bad)
+    assert err.value.message()
+    res = raw_infer(server, "tiny", good[None])
+    assert abs(res.as_numpy("score")[0, 0] - local([good])[0].score) <= 1e-5
+
+
+def test_client_reports_refused_requests(server):
+    from cfnc_edge.api import connect
+
+    with connect(server.url, "tiny") as client:
+        with pytest.raises(CfncError, match=f"limit of {MAX_SIDE} pixels"):
+            client([np.zeros((MAX_SIDE + 1, 8, 3), np.uint8)])
+        with pytest.raises(CfncError, match="expects 'UINT8'"):
+            client([np.zeros((8, 8, 3), np.float32)])
+        with pytest.raises(CfncError, match="empty"):
+            client([np.zeros((0, 8, 3), np.uint8)])
+    with pytest.raises(CfncError, match="no ready model 'nope'"):
+        connect(server.url, "nope")
+
+
+def test_stream_client_survives_server_restart(tiny_bundle, tmp_path, tmp_path_factory):
+    folder = tmp_path / "line"
+    folder.mkdir()
+    n = 60
+    for i, f in enumerate(frames(n, seed=11)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    out = tmp_path / "lines.jsonl"
+    with server_process(tmp_path_factory, {"tiny": tiny_bundle.path}) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "cfnc_edge", "stream", "--server", srv.url, "--model", "tiny",
+                                 "--source", str(folder), "--output", str(out), "--max-batch", "2"],
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while (not out.exists() or len(out.read_text().splitlines()) < 5) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert srv.restart(down_s=1.0) == 0
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(n))  # no frame lost in the outage
+    summary = json.loads(err.split("summary: ")[-1])
+    assert summary["frames"] == n
+    assert summary["reconnects"] >= 1
+    assert any("server unavailable" in o for o in summary["outages"])
+    assert "server back after" in err
+
+
+def test_sigterm_drains_and_stops(tiny_bundle, tmp_path_factory):
+    from cfnc_edge.api import connect
+
+    srv = server_process(tmp_path_factory, {"tiny": tiny_bundle.path}).start()
+    client = connect(srv.url, "tiny", give_up_after_s=0)
+    big = [np.full((MAX_SIDE, MAX_SIDE, 3), v, np.uint8) for v in range(8)]
+    result = {}
+    for _ in range(20):  # until SIGTERM lands while a batch is being inferred
+        worker = threading.Thread(target=lambda: result.__setitem__("r", client(big)))
+        worker.start()
+        while worker.is_alive() and srv.metrics("tiny")["nv_inference_pending_request_count"] == 0:
+            time.sleep(0.005)
+        if worker.is_alive():
+            srv.proc.send_signal(signal.SIGTERM)
+            break
+        worker.join()
+    else:
+        pytest.fail("no request was ever seen in flight")
+    worker.join(60)
+    assert len(result["r"]) == 8  # the batch in flight when the signal came was answered
+    assert srv.proc.wait(60) == 0
+    log = srv.log.read_text()
+    assert log.index("warmed up") < log.index("serving tiny")  # warm before Triton (and readiness) starts
+    assert "server stopped" in log and "Traceback" not in log
+    with pytest.raises(CfncError, match="no Triton server ready"):
+        connect(srv.url, "tiny", connect_timeout_s=1)
