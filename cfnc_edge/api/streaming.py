@@ -8,8 +8,14 @@ from typing import IO
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.stream.runner import StreamOptions, StreamRunner
-from cfnc_edge.stream.sinks import (AnnotatedSink, AnomalySink, DisplaySink, JsonLinesSink, Sink,
-                                    StatusLineSink)
+from cfnc_edge.stream.sinks import (
+    AnnotatedSink,
+    AnomalySink,
+    DisplaySink,
+    JsonLinesSink,
+    Sink,
+    StatusLineSink,
+)
 from cfnc_edge.stream.sinks.metrics import MetricsSink
 from cfnc_edge.stream.sinks.mqtt import MqttOptions, MqttSink
 from cfnc_edge.stream.sources import FrameSource, make_source
