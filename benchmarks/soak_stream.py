@@ -65,15 +65,24 @@ def main() -> None:
         write_video(video, a.frames)
         insp = Inspector(a.bundle)
 
-        src = VideoSource(str(video))
-        src.open()
-        t0 = time.perf_counter()
-        n = 0
-        while n < a.baseline_frames and (got := src.read()) is not None:
-            insp([got[1]])
-            n += 1
-        base_fps = n / (time.perf_counter() - t0)
-        src.close()
+        def baseline() -> None:
+            src = VideoSource(str(video))
+            src.open()
+            insp([src.read()[1]])  # warm-up (first-call allocations) outside the timing
+            t0 = time.perf_counter()
+            while base["n"] < a.baseline_frames and (got := src.read()) is not None:
+                insp([got[1]])
+                base["n"] += 1
+            base["fps"] = base["n"] / (time.perf_counter() - t0)
+            src.close()
+
+        # in a worker thread like the stream's inference: on this machine torch ran ~100x slower in
+        # the main thread than in any other (oversubscribed OpenMP threads), which is not what is compared
+        base = {"n": 0}
+        worker = threading.Thread(target=baseline)
+        worker.start()
+        worker.join()
+        n, base_fps = base["n"], base["fps"]
 
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
@@ -89,11 +98,21 @@ def main() -> None:
         summary = runner.run()
         stop.set()
 
-        sinks = [JsonLinesSink(Path(tmp) / "v.jsonl"), AnnotatedSink(Path(tmp) / "saved"),
-                 AnomalySink(Path(tmp) / "review"), MetricsSink(0, "127.0.0.1"),
-                 MqttSink(MqttOptions("mqtt://127.0.0.1:1/soak", close_timeout_s=0.1))]
-        with_sinks = StreamRunner(insp, [VideoSource(str(video))],
-                                  StreamOptions(max_batch=a.max_batch, max_frames=a.sinks_frames), sinks).run()
+        def short_run(make_sinks) -> dict:
+            """Best of two runs (fresh sinks each): the machine is shared, the better run is the less disturbed."""
+            runs = [StreamRunner(insp, [VideoSource(str(video))],
+                                 StreamOptions(max_batch=a.max_batch, max_frames=a.sinks_frames), make_sinks()).run()
+                    for _ in range(2)]
+            return max(runs, key=lambda r: r["fps"])
+
+        def reporting():
+            return [JsonLinesSink(Path(tmp) / "v.jsonl"), MetricsSink(0, "127.0.0.1"),
+                    MqttSink(MqttOptions("mqtt://127.0.0.1:1/soak", close_timeout_s=0.1))]
+
+        short = {"JSON lines to a file only": short_run(lambda: [JsonLinesSink(Path(tmp) / "v.jsonl")]),
+                 "+ Prometheus + MQTT (buffering for an unreachable broker)": short_run(reporting),
+                 "+ annotated mp4 (--save) + anomaly folder": short_run(
+                     lambda: [*reporting(), AnnotatedSink(Path(tmp) / "saved"), AnomalySink(Path(tmp) / "review")])}
     t = np.array([s[0] for s in samples])
     r = np.array([s[1] for s in samples])
     warm = t > min(10.0, t[-1] / 4)  # after warm-up
@@ -106,17 +125,20 @@ def main() -> None:
              "| | frames | FPS | latency p50 ms | latency p99 ms |", "|---|---|---|---|---|",
              f"| stream (threads + batching) | {summary['frames']} | {summary['fps']:.1f} | "
              f"{summary['latency_p50_ms']:.1f} | {summary['latency_p99_ms']:.1f} |",
-             f"| stream with every sink but the display (JSON file, annotated mp4, anomaly folder, Prometheus, "
-             f"MQTT buffering for an unreachable broker) | {with_sinks['frames']} | {with_sinks['fps']:.1f} | "
-             f"{with_sinks['latency_p50_ms']:.1f} | {with_sinks['latency_p99_ms']:.1f} |",
              f"| baseline: sequential read + inspect, batch 1 | {n} | {base_fps:.1f} | | |", "",
-             f"Sinks run in their own threads; their work (rendering a heatmap panel per frame for the video, "
-             f"encoding it) shares the CPU with inference. Sink reports: `{json.dumps(with_sinks['sinks'])}`.", "",
              f"Latency is capture to result; a file source is read ahead into a bounded queue, so it "
              f"includes queueing. Dropped {summary['dropped']}, corrupt {summary['corrupt']}.", "",
              f"Memory (RSS, sampled every second over {t[-1]:.0f} s): start {r[0]:.0f} MiB, after warm-up "
              f"{r[warm][0]:.0f} MiB, end {r[-1]:.0f} MiB, max {r.max():.0f} MiB; trend after warm-up "
-             f"{slope:+.2f} MiB/min."]
+             f"{slope:+.2f} MiB/min.",
+             "", f"Outputs: the first {a.sinks_frames} frames of the same video, sinks added one group at a time "
+             "(same process, same warm inspector; best of two runs each):", "",
+             "| sinks | frames | FPS | latency p50 ms | latency p99 ms |", "|---|---|---|---|---|",
+             *[f"| {k} | {v['frames']} | {v['fps']:.1f} | {v['latency_p50_ms']:.1f} | {v['latency_p99_ms']:.1f} |"
+               for k, v in short.items()], "",
+             "Sinks run in their own threads but share the CPU with inference: rendering a heatmap panel per "
+             "frame and encoding it is real work. Sink reports of the last run: "
+             f"`{json.dumps(list(short.values())[-1]['sinks'])}`."]
     out = Path(__file__).resolve().parent / "results" / "soak-stream.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

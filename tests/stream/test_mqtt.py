@@ -114,3 +114,23 @@ def test_broker_unreachable_from_the_start_never_blocks_the_stream(tiny_bundle, 
 def test_bad_mqtt_urls_are_one_line_errors(url):
     with pytest.raises(CfncError, match="--mqtt"):
         MqttSink(url)
+
+
+def test_the_cli_wires_mqtt_and_metrics(tiny_bundle, folder, broker, tmp_path):
+    import subprocess
+    import sys
+
+    sub = Subscriber(broker.port, "cli/v")
+    try:
+        r = subprocess.run([sys.executable, "-m", "cfnc_edge", "stream", "--bundle", str(tiny_bundle.path),
+                            "--backend", "torch", "--source", str(folder), "--output", str(tmp_path / "v.jsonl"),
+                            "--mqtt", f"mqtt://127.0.0.1:{broker.port}/cli/v", "--mqtt-qos", "2",
+                            "--metrics-port", "0"], capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stderr.split("summary: ", 1)[1].splitlines()[0])
+        lines = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+        wait_until(lambda: len(sub.messages) >= 10, 10, "10 messages")
+        assert sub.messages == lines and summary["sinks"]["mqtt"]["published"] == 10
+        assert summary["sinks"]["metrics"]["port"] > 0 and "metrics: http://" in r.stderr
+    finally:
+        sub.close()
