@@ -31,7 +31,9 @@ def verify_bundle(bundle: Path | str, public_key: Path | str | None = None) -> l
     rows.append(("threshold", f"{b.threshold:.4g}" if "threshold" in b.manifest else "none (verdicts are null)"))
     for precision, name in ONNX_FILES.items():
         if b.has(name):
-            from cfnc_edge.deploy.export import onnx_path  # refuses a graph made from other weights
+            from cfnc_edge.deploy.export import (
+                onnx_path,  # refuses a graph made from other weights
+            )
 
             onnx_path(b, precision)
             rows.append((name, "exported from this bundle's weights"))

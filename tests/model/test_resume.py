@@ -7,7 +7,12 @@ import torch
 
 from cfnc_edge.errors import CheckpointError
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.model.train import TrainConfig, Trainer, load_images, read_checkpoint_config
+from cfnc_edge.model.train import (
+    TrainConfig,
+    Trainer,
+    load_images,
+    read_checkpoint_config,
+)
 
 
 @pytest.fixture(scope="module")
