@@ -64,4 +64,5 @@ def _summary(exc: Exception) -> str:
             found.append(f"{m} {word}")
     if "Key mismatch" in text:
         found.append("signed with another key")
-    return ", ".join(found) if found else f"invalid signature ({text.splitlines()[0][:200] if text else type(exc).__name__})"
+    first = text.splitlines()[0][:200] if text else type(exc).__name__
+    return ", ".join(found) if found else f"invalid signature ({first})"

@@ -41,6 +41,8 @@ def resolve(root: Path) -> Path:
     link = root / CURRENT
     if link.exists():
         return Path(os.path.realpath(link))
+    if root.is_symlink():  # <bundle>/current given directly: pin the version it names now
+        return Path(os.path.realpath(root))
     return root
 
 

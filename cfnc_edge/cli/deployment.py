@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.cli.app import BundleOpt, app
 
 
@@ -39,7 +39,7 @@ def calibrate(
     from cfnc_edge import api
 
     report = api.calibrate(bundle, images, n, method, tuple(k for k in keep.split(",") if k), eval_data, log=_log)
-    typer.echo(json.dumps(report, indent=2))
+    typer.echo(strict_json(report, indent=2))
 
 
 @app.command()
@@ -81,7 +81,7 @@ def build_engine(
     from cfnc_edge import api
 
     info = api.build_engine(bundle, precision, min_batch, opt_batch, max_batch, workspace_mib, log=_log)
-    typer.echo(json.dumps(info, indent=2))
+    typer.echo(strict_json(info, indent=2))
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.cli.app import BundleOpt, app
 
 
@@ -26,7 +27,7 @@ def eval_(
     from cfnc_edge import api
 
     r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size, on_error=on_error)
-    typer.echo(json.dumps(r.to_dict(), indent=2, allow_nan=False))
+    typer.echo(strict_json(r.to_dict(), indent=2))
     if out is not None:
         typer.echo(f"report: {out / 'report.md'}", err=True)
     _exit_if_skipped(len(r.skipped), [s["error"] for s in r.skipped])
@@ -51,7 +52,7 @@ def infer(
     counts, errors = {"images": 0, "skipped": 0}, []
     for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error,
                             server, model):
-        typer.echo(json.dumps(line, allow_nan=False))
+        typer.echo(strict_json(line))
         counts["images"] += 1
         if "error" in line:
             counts["skipped"] += 1

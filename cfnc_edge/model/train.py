@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save
 from tqdm import tqdm
 
 from cfnc_edge.bundle import atomic_write, sha256
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.errors import CheckpointError
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.losses import DenseSimSiam, ica_loss, partner_permutation
@@ -164,7 +165,7 @@ class Trainer:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history,
                  "epoch_sums": self.epoch_sums, "tensors_sha256": hashlib.sha256(data).hexdigest(),
                  "train": self.cfg.to_dict(), "model": self.model.cfg.to_dict()}
-        atomic_write(folder / "train_state.json", json.dumps(state, indent=2, allow_nan=False).encode())
+        atomic_write(folder / "train_state.json", strict_json(state, indent=2).encode())
 
     def load_checkpoint(self, folder: Path) -> None:
         folder = Path(folder)

@@ -9,7 +9,6 @@ measured is exactly what `infer` and `stream` run.
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing as mp
 import resource
 import time
@@ -19,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cfnc_edge.bundle import Bundle
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.bundle_images import image_paths
 from cfnc_edge.images import read_image
 from cfnc_edge.runtime.artefacts import ONNX_FILES
@@ -104,5 +104,5 @@ def write_results(rows: list[dict], out: Path, header: str = "", stem: str = "be
         w = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2))
+    (out / f"{stem}.json").write_text(strict_json(rows, indent=2))
     (out / f"{stem}.md").write_text(header + markdown_table(rows))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
@@ -102,7 +102,7 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
                                            heat_scale(inspector.threshold, float(scores[i])), mask))
         result.examples.append(name)
-    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
 
 

@@ -211,3 +211,11 @@ def test_unlisted_and_linked_files_are_refused(tmp_path):
     os.symlink("/etc/hostname", folder / WEIGHTS)
     with pytest.raises(BundleError, match="is a link, not a file"):
         Bundle.open(root)
+
+
+def test_opening_the_current_link_itself_pins_one_version(tmp_path):
+    root = tmp_path / "b"
+    commit(root, 1.0)
+    b = Bundle.open(root / "current")
+    commit(root, 2.0)
+    assert consistent(b) == 1.0 and b.dir.name == "000001"

@@ -65,3 +65,23 @@ def test_a_second_train_into_the_same_folder_is_refused_at_its_start(tiny_data, 
         r = cli("train", tiny_data, "--out", out, "--image-size", 64, "--dim", 8, "--epochs", 0)
     assert r.returncode == 2 and "is being written by another cfnc-edge process" in r.stderr
     assert not (out / "versions").exists()
+
+
+def test_fit_killed_while_staging_leaves_the_old_bundle(bundle_copy, tiny_data):
+    """A real SIGKILL (no clean-up runs) once `fit` has started its new version."""
+    import signal
+    import time
+
+    old = Bundle.open(bundle_copy).manifest
+    p = subprocess.Popen([sys.executable, "-m", "cfnc_edge", "fit", "--bundle", str(bundle_copy), str(tiny_data),
+                          "--eps", "0.05"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list((bundle_copy / "versions").glob(".staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait(30)
+    assert list((bundle_copy / "versions").glob(".staging-*")), "fit finished before it could be killed"
+    assert Bundle.open(bundle_copy).manifest == old
+    assert cli("fit", "--bundle", bundle_copy, tiny_data, "--eps", "0.05").returncode == 0
+    new = Bundle.open(bundle_copy)
+    assert new.manifest["gaussian"]["eps"] == 0.05 and not list((bundle_copy / "versions").glob(".staging-*"))
