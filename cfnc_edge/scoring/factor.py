@@ -65,7 +65,7 @@ def compress(packed: np.ndarray, precision: str) -> Factor:
     dim = int((np.sqrt(8 * packed.shape[1] + 1) - 1) / 2)
     dense = unpack(np.asarray(packed, dtype=np.float32), dim)
     scale = np.abs(dense).max(2) / 127  # (P, d): per row; the diagonal is > 0, so never 0
-    rows, cols = np.tril_indices(dim)
+    rows, _ = np.tril_indices(dim)
     q = np.rint(packed / scale[:, rows]).clip(-127, 127).astype(np.int8)
     return Factor(q, scale.astype(np.float32))
 

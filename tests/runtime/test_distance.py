@@ -70,7 +70,7 @@ def test_gaussian_tensors_and_unknown_precision(rng):
 
 
 def test_wrong_feature_shape_is_refused(rng):
-    packed, mean, feats = random_problem(rng, 1, 8, 6)
+    packed, mean, _ = random_problem(rng, 1, 8, 6)
     with pytest.raises(ValueError, match="expects 8 channels at 6 positions"):
         CpuMahalanobis(mean, packed.astype(np.float32))(np.zeros((1, 8, 2, 2), np.float32))
 
