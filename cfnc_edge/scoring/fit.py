@@ -89,9 +89,11 @@ def fit_gaussian(batches: Batches, n: int, positions: int, dim: int, covariance:
     angles = np.zeros(n)
     for sel, feats, thetas in batches(np.arange(n)):
         f = fold_of[sel]
+        if accs[0].shift is None:  # one shift for all (the first batch's mean), so that fold sums add up
+            shift = torch.as_tensor(feats).to(torch.float64).flatten(2).mean(0).T.contiguous()
+            for acc in accs:
+                acc.shift = shift
         for j, acc in enumerate(accs):
-            if acc.shift is None and accs[0].shift is not None:
-                acc.shift = accs[0].shift  # one shift for all, so that fold sums add up
             if (f == j).any():
                 acc.update(feats[f == j])
         angles[sel] = np.degrees(np.arctan2(thetas[:, 1, 0], thetas[:, 0, 0]))
