@@ -115,3 +115,19 @@ def test_checkpoint_round_trip_continues_identically(images, tmp_path):
     t2.fit(images, tmp_path, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
+
+
+def test_bundle_carries_training_evidence_and_a_crossfitted_threshold(tiny_bundle):
+    m = tiny_bundle.manifest
+    assert m["gaussian"]["covariance"] == "ledoit-wolf" and 0 < m["gaussian"]["shrinkage_mean"] <= 1
+    assert m["history"] and {"step", "fine", "ica", "encoder_std", "ica_angle_mean"} <= set(m["history"][-1])
+    t = m["threshold"]
+    assert t["n"] == 12 and t["target_fpr"] == 0.01 and "warning" in t  # 12 images cannot hold 1%
+    assert t["value"] == t["good_max"] and t["expected_fpr"] == pytest.approx(1 / 13)
+    c = m["compactness"]
+    assert c["heldout_mean_distance"] > 0 and sum(c["ica_angles"]["histogram"]) == 12
+    png = tiny_bundle.path / "training.png"
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 200 and img.shape[1] > 900
