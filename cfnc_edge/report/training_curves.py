@@ -37,13 +37,13 @@ def _to_px(v, lo, hi, a, b):
     return a + (np.asarray(v, float) - lo) / (hi - lo if hi > lo else 1.0) * (b - a)
 
 
-def _lines(title: str, x: np.ndarray, series: dict[str, np.ndarray]) -> np.ndarray:
+def _lines(title: str, x: np.ndarray, series: dict[str, np.ndarray], from_zero: bool = False) -> np.ndarray:
     img = _panel(title)
     if len(x) == 0 or not series:
         cv2.putText(img, "no training", (_M + 10, _H // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
         return img
     ys = np.concatenate(list(series.values()))
-    lo, hi = float(ys.min()), float(ys.max())
+    lo, hi = (0.0 if from_zero else float(ys.min())), float(ys.max())
     x0, x1 = float(x.min()), float(x.max())
     for i, (name, y) in enumerate(series.items()):
         px = _to_px(x, x0, x1 if x1 > x0 else x0 + 1, _M, _W - 10)
@@ -77,7 +77,7 @@ def plot_training(manifest: dict, path: Path) -> Path:
     losses = {k: np.array([h[k] for h in hist]) for k in ("fine", "ica") if hist and k in hist[0]}
     std = {"encoder std x sqrt(width)": np.array([h["encoder_std"] for h in hist])} if hist and "encoder_std" in hist[0] else {}
     compact = manifest.get("compactness", {})
-    row = np.hstack([_lines("training loss", step, losses), _lines("collapse check (0 = collapsed)", step, std),
+    row = np.hstack([_lines("training loss", step, losses), _lines("collapse check (0 = collapsed)", step, std, from_zero=True),
                      _histogram("ICA angles of the good images", compact["ica_angles"])])
     footer = np.full((30, row.shape[1], 3), 255, np.uint8)
     thr = manifest.get("threshold", {})
