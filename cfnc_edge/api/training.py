@@ -39,19 +39,31 @@ def cpu_score_fn(image_size: int) -> ScoreFn:
     return score
 
 
+def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dict:
+    """A hand-set threshold replaces the computed one; what the good images say about
+    it is their fraction above it (the promise for the target rate no longer applies)."""
+    if value is None:
+        return info
+    for k in ("rank", "expected_fpr", "fpr_std", "fpr_upper95", "warning"):
+        info.pop(k, None)
+    return {**info, "value": float(value), "user_set": True, "good_above": float((scores > value).mean())}
+
+
 def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
                        folds: int, target_fpr: float, threshold: float | None, batch_size: int,
                        progress: bool, **manifest) -> GaussianFit:
     """Gaussian of all good images; threshold and compactness from cross-fitted scores."""
+    t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
     s = model.cfg.feature_size
     fit = fit_gaussian(batches, len(images), s * s, model.cfg.feature_dim, covariance, eps, folds)
     scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size))
-    info = threshold_for_fpr(scores, target_fpr)
-    if threshold is not None:
-        info.update(value=float(threshold), user_set=True)
+    info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
     compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
                "ica_angles": angle_summary(fit.ica_angles)}
+    if "timing" in manifest:
+        manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        manifest["timing"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     write_model(bundle, model, fit, threshold=info, compactness=compact, **manifest)
     return fit
 
@@ -90,9 +102,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold,
                        train_cfg.batch_size, progress, train=train_cfg.to_dict(), history=history,
                        data={"root": str(data_root), "fit_images": len(paths)},
-                       timing={"train_seconds": round(t_train, 1), "fit_seconds":
-                               round(time.perf_counter() - t0 - t_train, 1),
-                               "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+                       timing={"train_seconds": round(t_train, 1)})
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
@@ -104,9 +114,7 @@ def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.
     insp = Inspector(bundle, backend="torch")
     scores = np.array([r.score for i in range(0, len(good_paths), 16)
                        for r in insp([read_image(p) for p in good_paths[i:i + 16]])])
-    info = threshold_for_fpr(scores, target_fpr)
-    if value is not None:
-        info.update(value=float(value), user_set=True)
+    info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, value)
     bundle.manifest["threshold"] = info
     bundle.write_manifest()
     return info

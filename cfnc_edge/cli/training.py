@@ -18,6 +18,13 @@ def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca:
     return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca)
 
 
+def _threshold_line(t: dict) -> str:
+    if t.get("user_set"):
+        return f"threshold {t['value']:.3f} set by hand; {100 * t['good_above']:.1f}% of good training images above it"
+    return (f"threshold {t['value']:.3f}: expected false alarms {100 * t['expected_fpr']:.1f}% "
+            f"+- {100 * t['fpr_std']:.1f}% on {t['n']} good images")
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
@@ -58,9 +65,7 @@ def train(
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
                   resume=resume, weights=weights)
-    t = b.manifest["threshold"]
-    typer.echo(f"bundle written to {out} (threshold {t['value']:.3f}, expected false alarms "
-               f"{100 * t['expected_fpr']:.1f}% +- {100 * t['fpr_std']:.1f}% on {t['n']} good images; "
+    typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
                f"training plot {out / 'training.png'})", err=True)
 
 
@@ -78,7 +83,7 @@ def fit(
     from cfnc_edge import api
 
     b = api.refit(bundle, data, covariance, eps, folds, target_fpr, threshold)
-    typer.echo(f"refitted {bundle} (threshold {b.threshold:.3f})", err=True)
+    typer.echo(f"refitted {bundle} ({_threshold_line(b.manifest['threshold'])})", err=True)
 
 
 @app.command()

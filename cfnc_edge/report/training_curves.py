@@ -76,14 +76,15 @@ def plot_training(manifest: dict, path: Path) -> Path:
     step = np.array([h["step"] for h in hist], float)
     losses = {k: np.array([h[k] for h in hist]) for k in ("fine", "ica") if hist and k in hist[0]}
     std = {"encoder std x sqrt(width)": np.array([h["encoder_std"] for h in hist])} if hist and "encoder_std" in hist[0] else {}
-    compact = manifest.get("compactness", {})
+    compact = manifest["compactness"]
     row = np.hstack([_lines("training loss", step, losses), _lines("collapse check (0 = collapsed)", step, std, from_zero=True),
                      _histogram("ICA angles of the good images", compact["ica_angles"])])
     footer = np.full((30, row.shape[1], 3), 255, np.uint8)
-    thr = manifest.get("threshold", {})
-    cv2.putText(footer, f"compactness: held-out mean Mahalanobis distance {compact.get('heldout_mean_distance', 0):.3f}"
-                f"; threshold {thr.get('value', 0):.3f} (expected false alarms "
-                f"{100 * thr.get('expected_fpr', 0):.1f}% +- {100 * thr.get('fpr_std', 0):.1f}%)",
+    thr = manifest["threshold"]
+    promise = ("set by hand" if thr.get("user_set") else
+               f"expected false alarms {100 * thr['expected_fpr']:.1f}% +- {100 * thr['fpr_std']:.1f}%")
+    cv2.putText(footer, f"compactness: held-out mean Mahalanobis distance {compact['heldout_mean_distance']:.3f}"
+                f"; threshold {thr['value']:.3f} ({promise})",
                 (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), np.vstack([row, footer]))
     return path

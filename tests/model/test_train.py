@@ -131,3 +131,18 @@ def test_bundle_carries_training_evidence_and_a_crossfitted_threshold(tiny_bundl
 
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] > 200 and img.shape[1] > 900
+
+
+def test_refit_keeps_the_estimator_unless_asked_and_rethresholds(tiny_bundle, tiny_data, tmp_path):
+    import shutil
+
+    from cfnc_edge.api import refit
+
+    shutil.copytree(tiny_bundle.path, tmp_path / "b")
+    with pytest.warns(RuntimeWarning, match="cannot hold"):
+        b = refit(tmp_path / "b", tiny_data, covariance="oas", target_fpr=0.05, progress=False)
+    assert b.manifest["gaussian"]["covariance"] == "oas"
+    assert b.manifest["threshold"]["target_fpr"] == 0.05
+    b = refit(tmp_path / "b", tiny_data, threshold=3.5, target_fpr=0.1, progress=False)
+    assert b.manifest["gaussian"]["covariance"] == "oas" and b.threshold == 3.5
+    assert b.manifest["threshold"]["user_set"] and "expected_fpr" not in b.manifest["threshold"]
