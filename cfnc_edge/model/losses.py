@@ -50,11 +50,13 @@ class DenseSimSiam(nn.Module):
         b = max(8, h // 4)
         self.g = nn.Sequential(*_bn_relu(h, b), nn.Conv2d(b, h, 1))
 
-    def forward(self, x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, perm: torch.Tensor, return_z: bool = False):
+        """The symmetric loss (and, with return_z, the encoder outputs, for the collapse check)."""
         z = self.f(x)
         p = self.g(z)
         z_partner, p_partner = z[perm], p[perm]
-        return 0.5 * negative_cosine(p, z_partner) + 0.5 * negative_cosine(p_partner, z)
+        loss = 0.5 * negative_cosine(p, z_partner) + 0.5 * negative_cosine(p_partner, z)
+        return (loss, z) if return_z else loss
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

