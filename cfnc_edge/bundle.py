@@ -2,7 +2,8 @@
 
     manifest.json          config, threshold, package versions, sha256 of every file
     weights.safetensors    ICA + backbone + FCA + projection
-    gaussian.safetensors   per-position mean and packed whitening factor
+    gaussian.safetensors   per-position mean and packed whitening factor (scorer "gaussian")
+    bank.safetensors       memory bank of good patches (scorer "knn", instead of the Gaussian)
     (model*.onnx, engines/ are added by later stages through `add_file`)
 
 No pickle: tensors are safetensors, everything else JSON. Every file is
@@ -31,6 +32,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 GAUSSIAN = "gaussian.safetensors"
+BANK = "bank.safetensors"
+SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}
 
 
 def sha256(path: Path) -> str:
@@ -114,6 +117,14 @@ class Bundle:
     @property
     def model_config(self) -> dict:
         return self.manifest["model"]
+
+    @property
+    def scorer(self) -> str:
+        """Which scorer the bundle holds: "gaussian" (bundles from before the choice) or "knn"."""
+        return self.manifest.get("scorer", {}).get("kind", "gaussian")
+
+    def scorer_tensors(self) -> dict[str, np.ndarray]:
+        return self.tensors(SCORER_FILES[self.scorer])
 
     @property
     def threshold(self) -> float:

@@ -17,7 +17,7 @@ def fit_gaussian(model: CoarseToFine, images: np.ndarray, batch_size: int = 32, 
     """uint8 images (N, 3, S, S) -> (mean (P, d), packed whitening factor (P, T)), float64."""
     model.eval()
     s = model.cfg.feature_size
-    acc = GaussianAccumulator(s * s, model.cfg.feature_dim)
+    acc = GaussianAccumulator(s * s, model.cfg.feature_channels)
     for i in tqdm(range(0, len(images), batch_size), desc="fitting Gaussian", disable=not progress,
                   unit="batch", leave=False):
         feats, _ = model(torch.from_numpy(images[i:i + batch_size]))
@@ -32,7 +32,7 @@ def write_model(bundle: Bundle, model: CoarseToFine, mean: np.ndarray, factor: n
     bundle.write(
         {WEIGHTS: Bundle.tensor_bytes(weights),
          GAUSSIAN: Bundle.tensor_bytes({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)})},
-        model=model.cfg.to_dict(), gaussian={"eps": eps, "positions": int(mean.shape[0]),
+        model=model.cfg.to_dict(), scorer={"kind": "gaussian"}, gaussian={"eps": eps, "positions": int(mean.shape[0]),
                                              "dim": int(mean.shape[1])},
         **manifest,
     )
