@@ -92,7 +92,7 @@ def run_row(args) -> dict:
             "defects_flagged": r.threshold.get("true_positive_rate"),
             "threshold": bundle.manifest["threshold"],
             "bank_size": scorer.get("bank_size"), "patches": scorer.get("patches"),
-            "train_s": train_s, "fit_s": round(fit_wall - train_s, 1), "eval_s_per_image": round(eval_s / 1344, 4),
+            "train_s": train_s, "fit_s": round(fit_wall - train_s, 1), "eval_s": round(eval_s, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "train_steps": (bundle.manifest.get("train", {}).get("epochs", 0) *
                             ((bundle.manifest["data"]["fit_images"]) // 32)) if row == "full-gaussian" else 0,

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cfnc_edge.cli import deployment, inspection, streaming, training  # noqa: F401 - registers the commands
+from cfnc_edge.cli import comparison, deployment, inspection, streaming, training  # noqa: F401 - registers the commands
 from cfnc_edge.cli.app import app
 from cfnc_edge.errors import CfncError
 
