@@ -1,6 +1,6 @@
 """The one Python surface of cfnc-edge; the CLI is a thin layer over it.
 
-    from cfnc_edge.api import train, evaluate, infer_paths, export, stream, Inspector
+    from cfnc_edge.api import train, evaluate, infer_paths, export, stream, compare, Inspector
 
 Names are imported on first use, so `import cfnc_edge.api` stays light and an
 edge device without torch can still use the inspection and streaming side.
@@ -18,6 +18,7 @@ _WHERE = {
     "stream": "streaming", "stream_sinks": "streaming",
     "serve": "serving", "connect": "serving", "parse_bundles": "serving",
     "verify_bundle": "bundles", "rollback_bundle": "bundles", "sign_bundle": "bundles", "make_keys": "bundles",
+    "compare": "comparison",
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine", "TrainConfig": "cfnc_edge.model.train",

@@ -43,10 +43,12 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 GAUSSIAN = "gaussian.safetensors"
+BANK = "bank.safetensors"  # the memory bank of good patches (scorer "knn", instead of the Gaussian)
+SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}
 # a reader retries when a writer committed (and cleaned up) while it was opening
 _OPEN_ATTEMPTS = 5
 
-__all__ = ["Bundle", "FORMAT_VERSION", "GAUSSIAN", "MANIFEST", "PUBLIC_KEY_ENV", "WEIGHTS", "atomic_write",
+__all__ = ["BANK", "Bundle", "FORMAT_VERSION", "GAUSSIAN", "SCORER_FILES", "MANIFEST", "PUBLIC_KEY_ENV", "WEIGHTS", "atomic_write",
            "holds_lock", "package_versions", "rollback", "sha256"]
 
 
@@ -190,6 +192,14 @@ class Bundle:
     @property
     def model_config(self) -> dict:
         return self.manifest["model"]
+
+    @property
+    def scorer(self) -> str:
+        """Which scorer the bundle holds: "gaussian" (bundles from before the choice) or "knn"."""
+        return self.manifest.get("scorer", {}).get("kind", "gaussian")
+
+    def scorer_tensors(self) -> dict[str, np.ndarray]:
+        return self.tensors(SCORER_FILES[self.scorer])
 
     @property
     def threshold(self) -> float:

@@ -41,6 +41,7 @@ SCHEMA = {
                 "fca": {"type": "boolean"},
                 "projection_seed": {"type": "integer", "minimum": 0},
                 "channels": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "head": {"enum": ["projection", "pooled"]},
             },
             "additionalProperties": False,
         },
@@ -50,6 +51,7 @@ SCHEMA = {
                            "dim": {"type": "integer", "minimum": 1}},
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
+        "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn"]}}},
         "revision": {
             "type": "object",
             "required": ["number"],

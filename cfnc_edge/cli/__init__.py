@@ -10,7 +10,15 @@ import sys
 
 import typer
 
-from cfnc_edge.cli import bundles, deployment, inspection, serving, streaming, training  # noqa: F401 - registers the commands
+from cfnc_edge.cli import (  # noqa: F401 - registers the commands
+    bundles,
+    comparison,
+    deployment,
+    inspection,
+    serving,
+    streaming,
+    training,
+)
 from cfnc_edge.cli.app import app
 from cfnc_edge.errors import CfncError
 

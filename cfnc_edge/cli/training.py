@@ -12,10 +12,19 @@ from cfnc_edge.cli.app import BundleOpt, app
 _LEVELS = "0,1,2"
 
 
-def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool):
+def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
     from cfnc_edge.model.coarse_to_fine import ModelConfig
 
-    return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca)
+    return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca,
+                       head=head)
+
+
+ScorerOpt = typer.Option("gaussian", help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
+                                          "of good patches, nearest-neighbour distance: PatchCore's).")
+BankSizeOpt = typer.Option(0.1, help="knn: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
+MaxBankOpt = typer.Option(16384, help="knn: at most this many bank rows (0: no cap); bounds latency and memory.")
+HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
+                                  "3x3 pooled). Default: the scorer's (gaussian: projection, knn: pooled).")
 
 
 def _threshold_line(t: dict) -> str:
@@ -53,18 +62,24 @@ def train(
     threshold: Optional[float] = typer.Option(None, help="Set the decision threshold yourself."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, help="Continue from <out>/checkpoint (settings come from it)."),
+    scorer: str = ScorerOpt,
+    bank_size: float = BankSizeOpt,
+    max_bank: int = MaxBankOpt,
+    head: Optional[str] = HeadOpt,
 ):
-    """Train the model, fit the per-position Gaussian and write a bundle."""
+    """Train the model, fit the scorer (Gaussian or memory bank) and write a bundle."""
     from cfnc_edge import api
+    from cfnc_edge.api.training import SCORER_HEADS
     from cfnc_edge.model.train import TrainConfig
 
-    b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca),
+    head = head or SCORER_HEADS.get(scorer, "projection")
+    b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
                   TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
                               lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
                               fine_levels=tuple(int(v) for v in fine_levels.split(",")),
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-                  resume=resume, weights=weights)
+                  resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None)
     typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
                f"training plot {out / 'training.png'})", err=True)
 
@@ -78,11 +93,16 @@ def fit(
     folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
     target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
     threshold: Optional[float] = typer.Option(None),
+    scorer: Optional[str] = typer.Option(None, help="Switch scorer: gaussian | knn (default: the bundle's)."),
+    bank_size: float = BankSizeOpt,
+    max_bank: int = MaxBankOpt,
+    head: Optional[str] = HeadOpt,
 ):
-    """Refit the Gaussian and threshold of a trained bundle on good images."""
+    """Refit the scorer and threshold of a trained bundle on good images (or switch its scorer)."""
     from cfnc_edge import api
 
-    b = api.refit(bundle, data, covariance, eps, folds, target_fpr, threshold)
+    b = api.refit(bundle, data, covariance, eps, folds, target_fpr, threshold, scorer=scorer, bank_size=bank_size,
+                  max_bank=max_bank or None, head=head)
     typer.echo(f"refitted {bundle} ({_threshold_line(b.manifest['threshold'])})", err=True)
 
 

@@ -60,8 +60,10 @@ def quantize(fp32_path: Path, calib: np.ndarray, method: str = "percentile",
     if method not in METHODS:
         raise CfncError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
     model = onnx.load(str(fp32_path))
+    # backbone convolutions: /stages... (or /model/stages... under a memory-bank graph's scorer)
     nodes = [n.name for n in model.graph.node
-             if n.op_type == "Conv" and n.name.startswith("/stages") and not any(f"/{k}/" in n.name for k in keep)]
+             if n.op_type == "Conv" and n.name.split("/stages")[0] in ("", "/model")
+             and not any(f"/{k}/" in n.name for k in keep)]
     if not nodes:
         raise CfncError("nothing left to quantize: every backbone stage is kept in float")
     cm = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,

@@ -10,6 +10,14 @@ fp16: the backbone stages hold fp16 weights and compute in fp16; the spatial
 transformers and the projection stay fp32. Measured on a trained bundle, an
 all-fp16 graph moved features by up to ~10x the feature mean through the
 FCA's regressed transforms, while the mixed graph stays within 1%.
+
+Memory-bank bundles: the graph also emits `distances` (B, h, w), each
+position's distance to its nearest bank row, with the bank a constant of
+the graph (MatMul, ReduceSum, ReduceMin, Sqrt), so one call of ONNX Runtime,
+OpenVINO or TensorRT gives features and scores. The fp16 graph stores the
+bank in fp16 (half the file) and runs the product in fp16, as the GPU path
+does; norms and the minimum stay fp32. The in-graph distances are checked
+against a float64 exhaustive search on the graph's own features.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ import onnx
 import torch
 from torch import nn
 
-from cfnc_edge.bundle import WEIGHTS, Bundle
+from cfnc_edge.bundle import BANK, WEIGHTS, Bundle
 from cfnc_edge.data.bundle_images import sample_images
-from cfnc_edge.deploy.parity import feature_error, run_session
+from cfnc_edge.deploy.parity import brute_force_distances, feature_error, run_session
 from cfnc_edge.errors import CfncError
 from cfnc_edge.model.loading import load_model
 from cfnc_edge.runtime.artefacts import (
+    BANK_KEY,
     ONNX_FILES,
     WEIGHTS_KEY,
     check_exported_from,
@@ -40,6 +49,7 @@ from cfnc_edge.runtime.backends.openvino_backend import (
     openvino_available,
     run_openvino,
 )
+from cfnc_edge.scoring.memory_bank import torch_nearest_distances
 
 OPSET = 17
 # max |onnx - torch| / max |torch| for fp32; mean |diff| / mean |torch| for fp16
@@ -57,18 +67,35 @@ class CastStage(nn.Module):
         return self.stage(x.to(self.dtype)).float()
 
 
-def to_onnx(model: nn.Module, image_size: int, weights_sha: str) -> onnx.ModelProto:
+class ScoredGraph(nn.Module):
+    """The feature model followed by nearest-neighbour scoring against a constant bank."""
+
+    def __init__(self, model: nn.Module, bank: dict[str, np.ndarray], dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        b = torch.from_numpy(bank["bank"])
+        self.register_buffer("bank_t", b.T.contiguous().to(dtype))
+        self.register_buffer("bank_sq", (b.double() ** 2).sum(1).float())
+        self.register_buffer("center", torch.from_numpy(bank["center"])[None, None, :])
+
+    def forward(self, images):
+        feats, theta = self.model(images)
+        return feats, theta, torch_nearest_distances(feats, self.bank_t, self.bank_sq, self.center)
+
+
+def to_onnx(model: nn.Module, image_size: int, props: dict[str, str]) -> onnx.ModelProto:
     buf = io.BytesIO()
     dummy = torch.zeros(2, 3, image_size, image_size, dtype=torch.uint8)
+    outputs = ["features", "theta"] + (["distances"] if isinstance(model, ScoredGraph) else [])
     with warnings.catch_warnings():
         # the TorchScript exporter is the one that emits opset 17; its
         # deprecation and tracer warnings are expected here
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), buf, input_names=["images"], output_names=["features", "theta"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}, "theta": {0: "batch"}},
+        torch.onnx.export(model, (dummy,), buf, input_names=["images"], output_names=outputs,
+                          dynamic_axes={n: {0: "batch"} for n in ["images", *outputs]},
                           opset_version=OPSET, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
-    onnx.helper.set_model_props(proto, {WEIGHTS_KEY: weights_sha})
+    onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -82,7 +109,10 @@ def export(bundle: Bundle, images: Path | None = None, n_check: int = 16, log=pr
     """Write model.onnx and model-fp16.onnx into the bundle; return the parity report."""
     model = load_model(bundle)
     size = int(bundle.model_config["image_size"])
-    sha = bundle.manifest["files"][WEIGHTS]
+    props = {WEIGHTS_KEY: bundle.manifest["files"][WEIGHTS]}
+    bank = bundle.tensors(BANK) if bundle.scorer == "knn" else None
+    if bank is not None:
+        props[BANK_KEY] = bundle.manifest["files"][BANK]
     batch = sample_images(bundle, images, n_check)
     ref = torch_features(model, batch)
 
@@ -90,16 +120,19 @@ def export(bundle: Bundle, images: Path | None = None, n_check: int = 16, log=pr
     half.stages = nn.ModuleList(CastStage(s, torch.float16) for s in half.stages)
     files, report = {}, {"opset": OPSET, "images_checked": len(batch), "tolerance": TOLERANCE}
     for precision, m in (("fp32", model), ("fp16", half)):
-        data = to_onnx(m, size, sha).SerializeToString()
-        err = feature_error(ref, run_session(data, batch))
+        if bank is not None:
+            m = ScoredGraph(m, bank, torch.float32 if precision == "fp32" else torch.float16)
+        data = to_onnx(m, size, props).SerializeToString()
         key = "max_rel" if precision == "fp32" else "mean_rel"
-        log(f"{precision}: ONNX Runtime vs PyTorch on {len(batch)} images: max |diff| {err['max_abs']:.2e}, "
-            f"mean |diff| {err['mean_abs']:.2e} ({key} {err[key]:.2e}, tolerance {TOLERANCE[precision]:.0e})")
-        if not err[key] <= TOLERANCE[precision]:
-            raise CfncError(f"{precision} export does not match PyTorch: {key} {err[key]:.3e} > "
-                            f"{TOLERANCE[precision]:.0e}")
+        if bank is None:
+            report[precision] = _check(precision, "features", "PyTorch", ref, run_session(data, batch), key, log)
+        else:
+            feats, dist = run_session(data, batch, outputs=("features", "distances"))
+            report[precision] = _check(precision, "features", "PyTorch", ref, feats, key, log)
+            report[f"{precision}_distances"] = _check(
+                precision, "distances", "float64 exhaustive search", brute_force_distances(
+                    feats, bank["bank"], bank["center"]), dist, key, log)
         files[ONNX_FILES[precision]] = data
-        report[precision] = err
     bundle.write(files, onnx=report)
     if openvino_available():
         check_openvino(bundle, ref, batch, report, log)
@@ -119,6 +152,16 @@ def check_openvino(bundle: Bundle, ref: np.ndarray, batch: np.ndarray, report: d
     log(f"batch 1 on {speed['cpu']}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in speed["p50_ms"].items()))
     report["openvino"] = err
     bundle.write({}, onnx=report, cpu_backends=speed)
+
+
+def _check(precision: str, what: str, ref_name: str, ref: np.ndarray, got: np.ndarray, key: str, log) -> dict:
+    err = feature_error(ref, got)
+    log(f"{precision}: ONNX Runtime {what} vs {ref_name} on {len(got)} images: max |diff| {err['max_abs']:.2e}, "
+        f"mean |diff| {err['mean_abs']:.2e} ({key} {err[key]:.2e}, tolerance {TOLERANCE[precision]:.0e})")
+    if not err[key] <= TOLERANCE[precision]:
+        raise CfncError(f"{precision} export: {what} do not match {ref_name}: {key} {err[key]:.3e} > "
+                        f"{TOLERANCE[precision]:.0e}")
+    return err
 
 
 def onnx_path(bundle: Bundle, precision: str) -> Path:

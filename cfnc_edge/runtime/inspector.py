@@ -1,7 +1,7 @@
 """The Inspector: the one pipeline that infer, stream, eval and bench share.
 
-    frames (BGR uint8, any size) -> preprocess -> features -> Mahalanobis
-        -> anomaly map (unwarped, blurred) -> image score -> verdict
+    frames (BGR uint8, any size) -> preprocess -> features -> distance
+        (Mahalanobis or nearest neighbour, as the bundle's scorer) -> anomaly map (unwarped, blurred) -> image score -> verdict
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cfnc_edge.errors import CfncError
 from cfnc_edge.images import preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
-from cfnc_edge.scoring.factor import load_gaussian
+from cfnc_edge.scoring.factor import load_scorer
 from cfnc_edge.scoring.threshold import normalized
 
 STAGES = ("preprocess", "features", "distance", "postprocess")
@@ -71,7 +71,7 @@ class Inspector:
         cfg = self.bundle.model_config
         self.image_size = int(cfg["image_size"])
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
-        self.scoring = self.backend.scoring(load_gaussian(self.bundle))
+        self.scoring = self.backend.scoring(load_scorer(self.bundle))
         if threshold is None and "threshold" in self.bundle.manifest:
             threshold = self.bundle.threshold
         self.threshold = threshold

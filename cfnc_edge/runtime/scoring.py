@@ -4,22 +4,25 @@ A feature backend hands the Inspector a `Scoring` for its device, so the
 Inspector itself has no device branches: CPU backends score with NumPy and
 OpenCV on the host; GPU backends keep features, distances and maps on the
 device (runtime/gpu/scoring.py) and only scores and maps come back.
+Which distance is computed follows the bundle's scorer tensors: a
+per-position Gaussian (Mahalanobis) or a memory bank (nearest neighbour).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 import numpy as np
 
 from cfnc_edge.runtime.distance import CpuMahalanobis
+from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 
 
 class Scoring(Protocol):
     def distance(self, features: Any) -> Any:
-        """(B, d, h, w) features -> (B, h, w) distances, on the scoring device."""
+        """(B, C, h, w) backend output -> (B, h, w) distances, on the scoring device."""
 
     def maps(self, distances: Any, thetas: Any, size: int) -> Any:
         """Distances + ICA transforms -> (B, size, size) anomaly maps in the input frame."""
@@ -33,9 +36,29 @@ class Scoring(Protocol):
         """Entered around a whole inspection (a GPU stream, or nothing)."""
 
 
+def is_bank(scorer: dict[str, np.ndarray]) -> bool:
+    """The scorer tensors of a bundle are a memory bank (else a per-position Gaussian)."""
+    return "bank" in scorer
+
+
+def already_scored(distances: np.ndarray) -> np.ndarray:
+    """The distance step of a backend whose graph computes distances itself."""
+    return distances
+
+
+def cpu_distance(scorer: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    if is_bank(scorer):
+        return CpuNearestNeighbour(scorer["bank"], scorer["center"])
+    return CpuMahalanobis(scorer["mean"], scorer["factor"], scale=scorer.get("factor_scale"))
+
+
 class CpuScoring:
-    def __init__(self, gaussian: dict[str, np.ndarray]):
-        self.distance = CpuMahalanobis(gaussian["mean"], gaussian["factor"], scale=gaussian.get("factor_scale"))
+    """Scoring in host memory. `scorer` is the bundle's scorer tensors (Gaussian
+    or memory bank); `distance` overrides the distance step (a graph that
+    already emits distances)."""
+
+    def __init__(self, scorer: dict[str, np.ndarray], distance: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.distance = distance or cpu_distance(scorer)
 
     @staticmethod
     def maps(distances: np.ndarray, thetas: np.ndarray, size: int) -> np.ndarray:

@@ -92,6 +92,12 @@ def load_gaussian(bundle: Bundle) -> dict[str, np.ndarray]:
     return gaussian_tensors(bundle.tensors(GAUSSIAN), bundle_precision(bundle))
 
 
+def load_scorer(bundle: Bundle) -> dict[str, np.ndarray]:
+    """The bundle's scorer tensors as the runtime scores with them: a memory
+    bank as stored, a Gaussian with its factor in the recorded precision."""
+    return bundle.scorer_tensors() if bundle.scorer == "knn" else load_gaussian(bundle)
+
+
 def factor_of(gaussian: dict[str, np.ndarray]) -> Factor:
     return Factor(gaussian["factor"], gaussian.get("factor_scale"))
 

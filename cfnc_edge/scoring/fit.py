@@ -122,5 +122,5 @@ def write_model(bundle: Bundle, model: CoarseToFine, fit: GaussianFit, **manifes
         {WEIGHTS: Bundle.tensor_bytes(weights),
          GAUSSIAN: Bundle.tensor_bytes({"mean": fit.mean.astype(np.float32),
                                         "factor": fit.factor.astype(np.float32)})},
-        model=model.cfg.to_dict(), gaussian=fit.summary(), **manifest,
+        model=model.cfg.to_dict(), scorer={"kind": "gaussian"}, gaussian=fit.summary(), **manifest,
     )

@@ -18,7 +18,8 @@ class FeatureBackend(Protocol):
 
     def __call__(self, batch: np.ndarray) -> tuple[Any, Any]: ...
 
-    def scoring(self, gaussian: dict[str, np.ndarray]) -> Scoring: ...
+    def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
+        """A Scoring for the bundle's scorer tensors (Gaussian or memory bank) on this backend's device."""
 
 
 class HostBackend:
@@ -27,5 +28,5 @@ class HostBackend:
     device = "cpu"
     stream = None
 
-    def scoring(self, gaussian: dict[str, np.ndarray]) -> Scoring:
-        return CpuScoring(gaussian)
+    def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
+        return CpuScoring(scorer)

@@ -1,6 +1,9 @@
 """ONNX Runtime feature backend (fp32, fp16, int8 Q/DQ).
 
-Uses the CUDA execution provider when present, the CPU one otherwise.
+Uses the CUDA execution provider when present, the CPU one otherwise. A
+graph exported from a memory-bank bundle also emits the nearest-neighbour
+distances (the bank is a constant of the graph): then the backend returns
+distances instead of features and its Scoring skips the distance step.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import numpy as np
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.artefacts import check_exported_from, onnx_file
 from cfnc_edge.runtime.backends.base import HostBackend
+from cfnc_edge.runtime.scoring import CpuScoring, Scoring, already_scored
 
 
 def providers() -> list[str]:
@@ -33,7 +37,12 @@ class OnnxRuntimeBackend(HostBackend):
         self.session = ort.InferenceSession(str(path), opts, providers=providers())
         check_exported_from(bundle, self.session.get_modelmeta().custom_metadata_map, path)
         self.provider = self.session.get_providers()[0]
+        self.in_graph = "distances" in {o.name for o in self.session.get_outputs()}
+        self.outputs = ["distances" if self.in_graph else "features", "theta"]
+
+    def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
+        return CpuScoring(scorer, already_scored if self.in_graph else None)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feats, theta = self.session.run(["features", "theta"], {"images": np.ascontiguousarray(batch)})
-        return feats, theta
+        out, theta = self.session.run(self.outputs, {"images": np.ascontiguousarray(batch)})
+        return out, theta

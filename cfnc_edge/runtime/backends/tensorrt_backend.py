@@ -47,10 +47,10 @@ class TensorRTBackend:
         self.pinned = cupyx.empty_pinned((self.max_batch, *self.input_shape), dtype=np.uint8)
         self.provider = f"TensorRT {trt.__version__}"
 
-    def scoring(self, gaussian: dict[str, np.ndarray]):
+    def scoring(self, scorer: dict[str, np.ndarray]):
         from cfnc_edge.runtime.gpu.scoring import GpuScoring
 
-        return GpuScoring(gaussian, self.stream)
+        return GpuScoring(scorer, self.stream)
 
     def __call__(self, batch: np.ndarray):
         b = len(batch)

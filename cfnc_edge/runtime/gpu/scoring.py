@@ -1,5 +1,6 @@
-"""Scoring on the GPU: the CUDA distance kernel and GPU anomaly maps, on the
-backend's CUDA stream, so features never leave the device."""
+"""Scoring on the GPU: the CUDA Mahalanobis kernel or the CuPy nearest-neighbour
+search (by the bundle's scorer), and GPU anomaly maps, on the backend's CUDA
+stream, so features never leave the device."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from typing import ContextManager
 
 import numpy as np
 
+from cfnc_edge.runtime.gpu.knn import GpuNearestNeighbour
 from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis, gpu_anomaly_maps
+from cfnc_edge.runtime.scoring import is_bank
 
 
 class GpuScoring:
-    """Distances and maps queued on `stream` (the backend's: TensorRT's or PyTorch's)."""
+    """Distances and maps queued on `stream` (the backend's: TensorRT's or PyTorch's).
+    `scorer` is the bundle's scorer tensors: a Gaussian or a memory bank."""
 
-    def __init__(self, gaussian: dict[str, np.ndarray], stream):
+    def __init__(self, scorer: dict[str, np.ndarray], stream):
         self.stream = stream
-        self.distance = GpuMahalanobis(gaussian["mean"], gaussian["factor"], scale=gaussian.get("factor_scale"))
+        with stream:
+            self.distance = (GpuNearestNeighbour(scorer["bank"], scorer["center"]) if is_bank(scorer)
+                             else GpuMahalanobis(scorer["mean"], scorer["factor"], scale=scorer.get("factor_scale")))
 
     def maps(self, distances, thetas, size: int):
         # the warp is built on the host from the six numbers of each ICA
