@@ -188,7 +188,7 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         path = work / name
         if not (path / "model.onnx").exists():
             log(f"building the {name} bundle in {path}")
-            bundle = train(data, path, mcfg, tcfg, holdout=0.2, progress=False,
+            bundle = train(data, path, mcfg, tcfg, progress=False,
                            weights=random_r18 if mcfg.backbone == "resnet18" else None)
             export(bundle, log=log)
         out[name] = path

@@ -18,7 +18,6 @@ from typing import Callable
 
 import numpy as np
 
-from cfnc_edge.scoring.threshold import threshold_from_scores
 
 
 def leave_part_out(bank: dict[str, np.ndarray], part: int) -> dict[str, np.ndarray]:
@@ -36,8 +35,3 @@ def crossfit_scores(parts: list[np.ndarray], score_fold: Callable[[int, np.ndarr
     for j, idx in enumerate(parts):
         scores[idx] = score_fold(j, idx)
     return scores
-
-
-def crossfit_threshold(scores: np.ndarray, quantile: float, folds: int) -> dict:
-    """The threshold record of scoring/threshold.py, noting that its scores were cross-fitted."""
-    return {**threshold_from_scores(scores, quantile), "method": "cross-fit", "folds": folds}

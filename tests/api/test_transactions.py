@@ -32,7 +32,7 @@ def test_train_into_an_existing_bundle(bundle_copy, tiny_data, tmp_path, faults)
     old = faults.state_of(bundle_copy)
     snaps = faults.snapshots_during(bundle_copy, lambda: api.train(
         tiny_data, bundle_copy, ModelConfig(image_size=64, feature_dim=8), TrainConfig(epochs=0, batch_size=4),
-        holdout=0.25, threshold=123.0, progress=False), tmp_path / "snaps")
+        threshold=123.0, progress=False), tmp_path / "snaps")
     new = faults.state_of(bundle_copy)
     assert new[2]["value"] == 123.0 and set(new[1]) == {"weights.safetensors", "gaussian.safetensors"}
     assert_old_or_new(snaps, old, new, faults)
@@ -73,16 +73,16 @@ def test_an_interrupt_while_the_threshold_is_set_keeps_the_old_bundle(bundle_cop
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cfnc_edge.api.training.threshold_from_scores", interrupted)
+    monkeypatch.setattr("cfnc_edge.api.training.threshold_for_fpr", interrupted)
     with pytest.raises(KeyboardInterrupt):
         api.train(tiny_data, bundle_copy, ModelConfig(image_size=64, feature_dim=8),
-                  TrainConfig(epochs=0, batch_size=4), holdout=0.25, progress=False)
+                  TrainConfig(epochs=0, batch_size=4), progress=False)
     assert str(faults.state_of(bundle_copy)) == str(old)
     assert not list((bundle_copy / "versions").glob(".staging*"))
 
 
-@pytest.mark.parametrize("option", [{"quantile": 1.5}, {"threshold": float("nan")}, {"threshold": -5.0},
-                                    {"eps": -1.0}, {"holdout": 1.0}])
+@pytest.mark.parametrize("option", [{"target_fpr": 1.5}, {"threshold": float("nan")}, {"threshold": -5.0},
+                                    {"eps": -1.0}, {"folds": 1}])
 def test_a_bad_option_is_refused_before_training_and_changes_nothing(bundle_copy, tiny_data, faults, option):
     old = faults.state_of(bundle_copy)
     with pytest.raises(CfncError, match=f"--{next(iter(option))} must be"):
