@@ -174,7 +174,7 @@ def test_client_reports_refused_requests(server):
         with pytest.raises(CfncError, match="empty"):
             client([np.zeros((0, 8, 3), np.uint8)])
     with pytest.raises(CfncError, match="no ready model 'nope'"):
-        connect(server.url, "nope")
+        connect(server.url, "nope", connect_timeout_s=1)
 
 
 def test_stream_client_survives_server_restart(tiny_bundle, tmp_path, tmp_path_factory):
