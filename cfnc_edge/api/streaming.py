@@ -94,6 +94,10 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
 class _RemoteStreamRunner(StreamRunner):
     """Stopping also ends the client's wait for a server that went away."""
 
+    def __init__(self, client, *args, **kwargs):
+        super().__init__(client, *args, **kwargs)
+        self._client = client
+
     def stop(self) -> None:
-        self.insp.stop()
+        self._client.stop()
         super().stop()

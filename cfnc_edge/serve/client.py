@@ -80,14 +80,13 @@ class RemoteInspector:
         self.outages: list[str] = []
         self.reconnects = 0
         self._client = grpcclient.InferenceServerClient(self.address)
-        deadline = time.monotonic() + connect_timeout_s
-        while not self._server_ready():
-            if time.monotonic() > deadline:
-                raise CfncError(f"no Triton server ready at {server} after {connect_timeout_s:.0f} s: "
-                                "start one with `cfnc-edge serve --bundle PATH` or check the address")
-            time.sleep(0.2)
         self.model = model or p.DEFAULT_MODEL
-        self._check_model()
+        # PyTriton starts Triton first and loads the models after, so wait for the model, not the server
+        deadline = time.monotonic() + connect_timeout_s
+        while not self._model_ready():
+            if time.monotonic() > deadline:
+                raise self._not_ready(connect_timeout_s)
+            time.sleep(0.2)
         self.max_batch = max(1, int(self._client.get_model_config(self.model, as_json=True)["config"]
                                     .get("max_batch_size", 1)))
         self._outputs = [*p.SCALARS, *([p.MAP] if maps else [])]
@@ -108,12 +107,14 @@ class RemoteInspector:
         except Exception:  # noqa: BLE001
             return False
 
-    def _check_model(self) -> None:
-        # PyTriton guards the repository index (it can load and unload models), so a
-        # client can only ask about the model it was told
-        if not self._model_ready():
-            raise CfncError(f"{self.server} has no ready model {self.model!r}: give the served name with --model NAME "
-                            "(a bundle served as --bundle NAME=PATH is model NAME)")
+    def _not_ready(self, waited_s: float) -> CfncError:
+        if not self._server_ready():
+            return CfncError(f"no Triton server ready at {self.server} after {waited_s:.0f} s: "
+                             "start one with `cfnc-edge serve --bundle PATH` or check the address")
+        # PyTriton guards the repository index (it can load and unload models), so the
+        # client cannot list the served models: it can only say which one it asked for
+        return CfncError(f"{self.server} has no ready model {self.model!r}: give the served name with --model NAME "
+                         "(a bundle served as --bundle NAME=PATH is model NAME)")
 
     def _wait_for_server(self, exc: Exception) -> bool:
         """Back off until the model is ready again (True) or `stop()` is called (False)."""

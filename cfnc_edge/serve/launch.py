@@ -31,7 +31,7 @@ class ServerProcess:
     """A `cfnc-edge serve` child process on free ports.
 
     `ServerProcess({"name": bundle_path}, "--max-batch", "8", log=path)`;
-    `start()` returns once Triton reports ready (models loaded and warm),
+    `start()` returns once Triton reports every model ready (loaded and warm),
     `stop()` sends SIGTERM and returns the exit code.
     """
 
@@ -41,7 +41,7 @@ class ServerProcess:
                     *[a for name, path in bundles.items() for a in ("--bundle", f"{name}={path}")],
                     "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
                     "--metrics-port", str(self.metrics_port)]
-        self.log = log
+        self.models, self.log = list(bundles), log
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -62,7 +62,7 @@ class ServerProcess:
                 if self.proc.poll() is not None:
                     raise CfncError(f"`{' '.join(self.cmd)}` exited with {self.proc.returncode} (log: {self.log})")
                 try:
-                    if client.is_server_ready():
+                    if all(client.is_model_ready(m) for m in self.models):
                         return self
                 except Exception:  # noqa: BLE001 - not listening yet
                     pass

@@ -138,8 +138,10 @@ def serve(bundles: dict[str, Bundle | Path | str], options: ServeOptions | None 
 
     Blocks; returns after SIGINT (KeyboardInterrupt: map SIGTERM to it to
     stop from a supervisor), once Triton has let in-flight requests finish.
-    Every model is warmed up before the server starts, so Triton's readiness
-    endpoint (/v2/health/ready) turns ready only when inference is warm.
+    Every model is warmed up before the server starts, so a model's readiness
+    endpoint (/v2/models/NAME/ready) turns ready only when its inference is
+    warm. (The server's own /v2/health/ready can turn ready a moment before
+    the models are loaded: PyTriton loads them into a running Triton.)
     """
     opt = options or ServeOptions()
     if (problem := pytriton_problem()) is not None:
