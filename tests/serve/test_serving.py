@@ -209,20 +209,23 @@ def test_sigterm_drains_and_stops(tiny_bundle, tmp_path_factory):
 
     # a long queue delay holds a lone request in Triton's queue: it is surely in flight at the signal
     srv = server_process(tmp_path_factory, {"tiny": tiny_bundle.path}, "--queue-delay-ms", "8000").start()
-    client = connect(srv.url, "tiny", give_up_after_s=0)
-    result = {}
-    worker = threading.Thread(target=lambda: result.__setitem__("r", client(frames(1, seed=5))))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while srv.metrics("tiny")["nv_inference_pending_request_count"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert worker.is_alive(), "the request was answered before the signal: the queue delay did not hold it"
-    srv.proc.send_signal(signal.SIGTERM)
-    worker.join(60)
-    assert len(result["r"]) == 1  # the request in flight when the signal came was answered
-    assert srv.proc.wait(60) == 0
-    log = srv.log.read_text()
-    assert log.index("warmed up") < log.index("serving tiny")  # warm before Triton (and readiness) starts
-    assert "server stopped" in log and "Traceback" not in log
+    try:
+        client = connect(srv.url, "tiny", give_up_after_s=0)
+        result = {}
+        worker = threading.Thread(target=lambda: result.__setitem__("r", client(frames(1, seed=5))))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while srv.metrics("tiny")["nv_inference_pending_request_count"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.is_alive(), "the request was answered before the signal: the queue delay did not hold it"
+        srv.proc.send_signal(signal.SIGTERM)
+        worker.join(60)
+        assert len(result["r"]) == 1  # the request in flight when the signal came was answered
+        assert srv.proc.wait(60) == 0
+        log = srv.log.read_text()
+        assert log.index("warmed up") < log.index("serving tiny")  # warm before Triton (and readiness) starts
+        assert "server stopped" in log and "Traceback" not in log
+    finally:
+        srv.stop()  # a no-op after a clean exit; never leaves a server behind on failure
     with pytest.raises(CfncError, match="no Triton server ready"):
         connect(srv.url, "tiny", connect_timeout_s=1)
