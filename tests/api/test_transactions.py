@@ -40,7 +40,8 @@ def test_train_into_an_existing_bundle(bundle_copy, tiny_data, tmp_path, faults)
 
 def test_refit(bundle_copy, tiny_data, tmp_path, faults):
     old = faults.state_of(bundle_copy)
-    snaps = faults.snapshots_during(bundle_copy, lambda: api.refit(bundle_copy, tiny_data, eps=0.05, progress=False),
+    snaps = faults.snapshots_during(bundle_copy, lambda: api.refit(bundle_copy, tiny_data, covariance="eps", eps=0.05,
+                                                                        progress=False),
                                     tmp_path / "snaps")
     new = faults.state_of(bundle_copy)
     assert new[1]["gaussian.safetensors"] != old[1]["gaussian.safetensors"]
@@ -85,7 +86,7 @@ def test_an_interrupt_while_the_threshold_is_set_keeps_the_old_bundle(bundle_cop
                                     {"eps": -1.0}, {"folds": 1}])
 def test_a_bad_option_is_refused_before_training_and_changes_nothing(bundle_copy, tiny_data, faults, option):
     old = faults.state_of(bundle_copy)
-    with pytest.raises(CfncError, match=f"--{next(iter(option))} must be"):
+    with pytest.raises(CfncError, match=f"--{next(iter(option)).replace('_', '-')} must be"):
         api.train(tiny_data, bundle_copy, ModelConfig(image_size=64, feature_dim=8),
                   TrainConfig(epochs=1, batch_size=4), progress=False, **option)
     assert str(faults.state_of(bundle_copy)) == str(old)
