@@ -272,7 +272,7 @@ def main() -> None:
              f"Unit of work: one {SIZE} x {SIZE} frame -> anomaly map at input size (upsampled, Gaussian blur) + "
              f"image score, batch 1. ResNet-18 with random weights, d = {DIM}, fitted on {N_FIT} random frames. "
              f"{a.rounds} interleaved rounds; per round {a.warmup} warm-up then {a.calls} timed calls, p50. "
-             "Command: `python -m benchmarks.peers`.", "",
+             f"Command: `python -m benchmarks.peers --rounds {a.rounds} --calls {a.calls} --warmup {a.warmup}`.", "",
              "| implementation | p50 ms per round | median ms | anomalib / this | AnomaVision / this |",
              "|---|---|---|---|---|"]
     for k, v in p50.items():
