@@ -75,7 +75,7 @@ def main() -> None:
     lines = ["# Accuracy of each precision on magnetic-tile", "", f"Machine: {machine()}.", "",
              f"Bundle `{a.bundle}` ({bundle.model_config.get('backbone')}, d = {g['mean'].shape[1]}), "
              f"{len(samples)} test images of `{a.data}`. Command: `python -m benchmarks.accuracy_precisions "
-             f"--bundle {a.bundle} --data {a.data}`.", "",
+             f"--bundle {a.bundle} --data {a.data} --features {a.features}`.", "",
              f"Baseline for the changes: {features[0][0]} {features[0][1]} features with the fp32 factor.", "",
              "| features | factor | image AUROC | pixel AUROC | PRO | change in points (image, pixel, PRO) |",
              "|---|---|---|---|---|---|", *rows]

@@ -117,7 +117,7 @@ def cfnc_worker(bundle, backend):
     return unit
 
 
-def serve(unit, frame) -> None:
+def serve(unit, frame, proto) -> None:
     for line in sys.stdin:
         warmup, calls = map(int, line.split())
         for _ in range(warmup):
@@ -127,18 +127,23 @@ def serve(unit, frame) -> None:
             t0 = time.perf_counter()
             unit(frame)
             times.append(time.perf_counter() - t0)
-        print(json.dumps(times), flush=True)
+        print(json.dumps(times), file=proto, flush=True)
 
 
 def worker_main(kind: str, args: list[str]) -> None:
+    # the protocol gets its own copy of stdout; fd 1 goes to stderr, since
+    # the peers print logs to stdout (AnomaVision does, and the reader would block on them)
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     rng = np.random.default_rng(0)
     images = fit_images(rng)
     frame = images[0]
     unit = {"anomalib": lambda: anomalib_worker(images), "anomavision": lambda: anomavision_worker(images),
             "cfnc": lambda: cfnc_worker(*args)}[kind]()
     unit(frame)
-    print("ready", flush=True)
-    serve(unit, frame)
+    print("ready", file=proto, flush=True)
+    serve(unit, frame, proto)
 
 
 # ---- setup: virtual environments and this project's bundles ----
@@ -267,7 +272,7 @@ def main() -> None:
              f"Unit of work: one {SIZE} x {SIZE} frame -> anomaly map at input size (upsampled, Gaussian blur) + "
              f"image score, batch 1. ResNet-18 with random weights, d = {DIM}, fitted on {N_FIT} random frames. "
              f"{a.rounds} interleaved rounds; per round {a.warmup} warm-up then {a.calls} timed calls, p50. "
-             "Command: `python -m benchmarks.peers`.", "",
+             f"Command: `python -m benchmarks.peers --rounds {a.rounds} --calls {a.calls} --warmup {a.warmup}`.", "",
              "| implementation | p50 ms per round | median ms | anomalib / this | AnomaVision / this |",
              "|---|---|---|---|---|"]
     for k, v in p50.items():
