@@ -12,13 +12,13 @@ count (it is linear in steps); both select identical points (tests/scoring/test_
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import machine
+from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.scoring.coreset import bank_count, greedy_coreset, random_projection
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,7 +52,7 @@ def main() -> None:
     t = time.perf_counter()
     sel, radius = greedy_coreset(x, count, seed=0)
     batched = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     text = (f"# Coreset selection on the CPU\n\nMachine: {machine()}. **Shared** with six other jobs "
             f"(load average ~20 on 2 cores): times are upper bounds.\n"
             f"Command: `python -m benchmarks.coreset_cpu --n {a.n} --channels {a.channels} --fraction {a.fraction}`.\n\n"

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cfnc_edge"
 # Low to high: foundations, then the pipeline's stages, then the surfaces.
 RANK = {
     "": 0, "errors": 0,
-    "bundle": 1, "images": 1,
+    "bundle": 1, "images": 1, "resources": 1,
     "data": 2,
     "model": 3,
     "scoring": 4,

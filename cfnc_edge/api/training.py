@@ -8,7 +8,6 @@ cross-fitted scores: every good image scored by a scorer fitted without it.
 
 from __future__ import annotations
 
-import resource
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from cfnc_edge.model.train import (
     read_checkpoint_config,
 )
 from cfnc_edge.report.training_curves import TRAINING_PLOT, angle_summary, plot_training
+from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
@@ -90,7 +90,7 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
                "ica_angles": angle_summary(fit.ica_angles)}
     if "timing" in manifest:
         manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
-        manifest["timing"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
     write_model(bundle, model, fit, threshold=info, compactness=compact, **manifest)
     return fit
 
@@ -172,7 +172,7 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold),
               "method": "cross-fit", "folds": len(parts)}
     if "timing" in manifest:
-        manifest["timing"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
     write_bank_model(bundle, model, tensors, info, threshold=record, **manifest)
     return record
 

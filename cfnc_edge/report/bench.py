@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import multiprocessing as mp
-import resource
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cfnc_edge.bundle import Bundle
 from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.bundle_images import image_paths
 from cfnc_edge.images import read_image
+from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.runtime.artefacts import ONNX_FILES
 from cfnc_edge.runtime.inspector import STAGES, Inspector
 
@@ -68,7 +68,7 @@ def _run(args) -> list[dict]:
                "images_per_s": float(bs * 1000 / np.mean(lat_ms))}
         row.update({f"{s}_ms": float(np.median(insp.timings[s]) * 1000) for s in STAGES})
         rows.append(row)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     for r in rows:
         r["peak_rss_mib"] = round(peak)
     return rows

@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 
 
-
 def leave_part_out(bank: dict[str, np.ndarray], part: int) -> dict[str, np.ndarray]:
     """The bank tensors without the rows that came from `part` (same centre)."""
     keep = bank["part"] != part
