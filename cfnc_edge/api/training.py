@@ -157,6 +157,7 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
                                     progress=progress)
     parts = split_parts(len(images), info["part_images"], info["seed"])
     size = model.cfg.image_size
+    angles = np.zeros(len(images))
 
     @torch.inference_mode()
     def score_fold(j: int, idx: np.ndarray) -> np.ndarray:
@@ -166,14 +167,16 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
             feats, thetas = model(torch.from_numpy(images[idx[s:s + 16]]))
             maps = anomaly_maps(nn(feats.numpy()), thetas.numpy(), size)
             out.append(maps.reshape(len(maps), -1).max(1))
+            angles[idx[s:s + 16]] = np.degrees(np.arctan2(thetas[:, 1, 0].numpy(), thetas[:, 0, 0].numpy()))
         return np.concatenate(out)
 
     scores = crossfit.crossfit_scores(parts, score_fold)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold),
               "method": "cross-fit", "folds": len(parts)}
+    compact = {"heldout_mean_score": float(scores.mean()), "ica_angles": angle_summary(angles)}
     if "timing" in manifest:
         manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
-    write_bank_model(bundle, model, tensors, info, threshold=record, **manifest)
+    write_bank_model(bundle, model, tensors, info, threshold=record, compactness=compact, **manifest)
     return record
 
 

@@ -41,8 +41,10 @@ class CpuMahalanobis:
                  scale: np.ndarray | None = None, use_kernel: bool = True):
         self.positions, self.dim = mean.shape
         self.mean = np.ascontiguousarray(mean, dtype=np.float32)
-        factor = Factor(np.ascontiguousarray(packed_factor), None if scale is None else
-                        np.ascontiguousarray(scale, dtype=np.float32))
+        values = np.ascontiguousarray(packed_factor)
+        if values.dtype == np.float64:  # a freshly fitted factor: stored and used as fp32
+            values = values.astype(np.float32)
+        factor = Factor(values, None if scale is None else np.ascontiguousarray(scale, dtype=np.float32))
         self.precision = factor.precision
         n = threads or min(4, os.cpu_count() or 1)
         self.chunks = [slice(c[0], c[-1] + 1) for c in np.array_split(np.arange(self.positions), n) if len(c)]
