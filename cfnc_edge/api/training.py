@@ -235,10 +235,9 @@ def _drop_exports(bundle: Bundle) -> None:
     """Forget graphs and engines made for another feature head: the weights are
     the same bytes, so their checksum alone would not reveal them as stale."""
     keep = {WEIGHTS, GAUSSIAN, BANK}
-    bundle.manifest["files"] = {k: v for k, v in bundle.manifest["files"].items() if k in keep}
     for key in ("onnx", "calibration", "engines", "cpu_backends"):
         bundle.manifest.pop(key, None)
-    bundle.write_manifest()
+    bundle.remove([name for name in bundle.manifest["files"] if name not in keep])
 
 
 def run_demo(out: Path | str, steps: int = 20, n_train: int = 200, n_per_defect: int = 10,

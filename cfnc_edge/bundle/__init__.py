@@ -268,6 +268,14 @@ class Bundle:
                 listed[name] = hashlib.sha256(data).hexdigest()
             self.manifest.update(manifest_updates)
 
+    def remove(self, names) -> None:
+        """Drop files from the bundle as one transaction (or in the open one)."""
+        with self.transaction():
+            listed = self.manifest.setdefault("files", {})
+            for name in list(names):
+                listed.pop(name, None)
+                (self.dir / name).unlink(missing_ok=True)
+
     @staticmethod
     def tensor_bytes(tensors: dict[str, np.ndarray]) -> bytes:
         return save_np({k: np.ascontiguousarray(v) for k, v in tensors.items()})
