@@ -58,7 +58,9 @@ def verify(folder: Path, public_key: Path, name: str) -> None:
 
 def _summary(exc: Exception) -> str:
     text = str(exc)
-    found = [f"{m} changed" for m in re.findall(r"Hash mismatch for '([^']+)'", text)]
+    # the file name is quoted inside a repr of a list, so its quotes come
+    # escaped or not depending on the digest bytes printed beside it
+    found = [f"{m} changed" for m in re.findall(r"Hash mismatch for \\*'([^'\\]+)\\*'", text)]
     for kind, word in (("Extra files found", "added"), ("Missing files", "removed")):
         for m in re.findall(kind + r" in model '[^']*': ([^\"\]]+)", text):
             found.append(f"{m} {word}")
