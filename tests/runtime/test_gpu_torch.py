@@ -103,7 +103,8 @@ class Block:
 sys.meta_path.insert(0, Block())
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.backends import auto_backend
-assert auto_backend(Bundle.open({str(exported[0].path)!r}), 'fp32') == 'onnxruntime'
+# OpenVINO where export measured it faster on this CPU, else ONNX Runtime: both torch-free
+assert auto_backend(Bundle.open({str(exported[0].path)!r}), 'fp32') in ('onnxruntime', 'openvino')
 assert 'torch' not in sys.modules, 'torch imported'
 print('ok')
 """
