@@ -99,3 +99,13 @@ class Subscriber:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def folder_with_a_corrupt_image(folder, dest):
+    """`dest` holding the first 5 images of `folder` and one undecodable file
+    between them (002b.png): 5 good frames and 1 corrupt one."""
+    dest.mkdir()
+    for p in sorted(folder.glob("*.png"))[:5]:
+        (dest / p.name).write_bytes(p.read_bytes())
+    (dest / "002b.png").write_bytes(b"\x89PNG garbage")
+    return dest

@@ -6,7 +6,12 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from stream_helpers import free_port, synthetic_frames, wait_until
+from stream_helpers import (
+    folder_with_a_corrupt_image,
+    free_port,
+    synthetic_frames,
+    wait_until,
+)
 
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
@@ -23,11 +28,7 @@ def scrape(port):
 
 
 def test_metrics_scraped_mid_stream_match_the_summary(tiny_bundle, folder, tmp_path):
-    with_corrupt = tmp_path / "parts"
-    with_corrupt.mkdir()
-    for p in sorted(folder.glob("*.png"))[:5]:
-        (with_corrupt / p.name).write_bytes(p.read_bytes())
-    (with_corrupt / "002b.png").write_bytes(b"\x89PNG garbage")
+    with_corrupt = folder_with_a_corrupt_image(folder, tmp_path / "parts")
     sink = MetricsSink(0, "127.0.0.1")
     runner, seen = None, {}
     frames = synthetic_frames(12)

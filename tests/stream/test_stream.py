@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from stream_helpers import synthetic_frames
+from stream_helpers import folder_with_a_corrupt_image, synthetic_frames
 
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
@@ -74,11 +74,7 @@ def test_a_source_that_fails_mid_stream_is_reopened(tiny_bundle, folder):
 
 
 def test_a_corrupt_frame_is_skipped_and_counted(tiny_bundle, folder, tmp_path):
-    d = tmp_path / "with_corrupt"
-    d.mkdir()
-    for p in sorted(folder.glob("*.png"))[:5]:
-        (d / p.name).write_bytes(p.read_bytes())
-    (d / "002b.png").write_bytes(b"\x89PNG garbage")
+    d = folder_with_a_corrupt_image(folder, tmp_path / "with_corrupt")
     lines, summary = run(tiny_bundle, [FolderSource(d)])
     assert summary["corrupt"] == 1 and summary["frames"] == 5
     assert [x["frame"] for x in lines] == [0, 1, 2, 4, 5]  # index 3 was the corrupt file
