@@ -40,7 +40,9 @@ def test_every_verdict_arrives_with_the_json_line_payload(tiny_bundle, folder, b
     late = Subscriber(broker.port, "line1/verdicts/status")  # the status is retained for newcomers
     try:
         wait_until(lambda: late.messages, 10, "retained status")
-        assert late.messages == [{"state": "stopped", "messages": 10}]
+        # QoS 1 is at-least-once (and a resubscription redelivers the retained
+        # message): what a newcomer may see is this record, possibly twice, and nothing else
+        assert late.messages and all(m == {"state": "stopped", "messages": 10} for m in late.messages)
     finally:
         late.close()
 
