@@ -27,6 +27,7 @@ from cfnc_edge.model.train import (
     Trainer,
     load_images,
     read_checkpoint_config,
+    resolve_device,
 )
 from cfnc_edge.report.training_curves import TRAINING_PLOT, angle_summary, plot_training
 from cfnc_edge.resources import peak_rss_mib
@@ -100,12 +101,13 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           train_cfg: TrainConfig | None = None, covariance: str = "ledoit-wolf", eps: float = 0.01,
           folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
           weights: Path | None = None, progress: bool = True, scorer: str = "gaussian",
-          bank_size: float = 0.1, max_bank: int | None = MAX_BANK) -> Bundle:
+          bank_size: float = 0.1, max_bank: int | None = MAX_BANK, device: str = "auto") -> Bundle:
     """Train the coarse-to-fine model on train/good, fit the Gaussian (shrinkage
     covariance by default), set the threshold for `target_fpr` from cross-fitted
     scores of every good image, and write a complete bundle (plus training.png) to `out`.
     `scorer="knn"`: a memory bank of `bank_size` (fraction or count of patches,
-    at most `max_bank` rows) instead of the Gaussian."""
+    at most `max_bank` rows) instead of the Gaussian. `device`: where training
+    and feature extraction run ("auto": a CUDA GPU when PyTorch sees one)."""
     out = Path(out)
     ckpt = out / CHECKPOINT
     if resume:
@@ -119,13 +121,14 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
           lr_heads=train_cfg.lr_heads, seed=train_cfg.seed, covariance=covariance, eps=eps, folds=folds,
-          target_fpr=target_fpr, threshold=threshold, scorer=scorer)
+          target_fpr=target_fpr, threshold=threshold, scorer=scorer, device=device)
+    torch_device = resolve_device(device)
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
 
     t0 = time.perf_counter()
-    model = CoarseToFine(model_cfg, pretrained=True, weights=weights)
+    model = CoarseToFine(model_cfg, pretrained=True, weights=weights).to(torch_device)
     images = load_images(paths, model_cfg.image_size, progress)
     trainer = Trainer(model, train_cfg)
     if resume:
@@ -159,15 +162,14 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     size = model.cfg.image_size
     angles = np.zeros(len(images))
 
-    @torch.inference_mode()
     def score_fold(j: int, idx: np.ndarray) -> np.ndarray:
         nn = CpuNearestNeighbour(**{k: v for k, v in crossfit.leave_part_out(tensors, j).items() if k != "part"})
         out = []
         for s in range(0, len(idx), 16):
-            feats, thetas = model(torch.from_numpy(images[idx[s:s + 16]]))
-            maps = anomaly_maps(nn(feats.numpy()), thetas.numpy(), size)
+            feats, thetas = model.run(images[idx[s:s + 16]])
+            maps = anomaly_maps(nn(feats), thetas, size)
             out.append(maps.reshape(len(maps), -1).max(1))
-            angles[idx[s:s + 16]] = np.degrees(np.arctan2(thetas[:, 1, 0].numpy(), thetas[:, 0, 0].numpy()))
+            angles[idx[s:s + 16]] = np.degrees(np.arctan2(thetas[:, 1, 0], thetas[:, 0, 0]))
         return np.concatenate(out)
 
     scores = crossfit.crossfit_scores(parts, score_fold)
@@ -197,21 +199,22 @@ def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.
 def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None = None, eps: float | None = None,
           folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True, scorer: str | None = None, bank_size: float = 0.1,
-          max_bank: int | None = MAX_BANK, head: str | None = None) -> Bundle:
+          max_bank: int | None = MAX_BANK, head: str | None = None, device: str = "auto") -> Bundle:
     """Refit the scorer and threshold of a trained bundle on (other) good images.
 
     `scorer` switches the scorer (default: the bundle's); the feature head
     follows it unless `head` is given. The trained weights do not depend on
     the head, so a trained bundle can be given either scorer without training again."""
     check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-          batch_size=batch_size)
+          batch_size=batch_size, device=device)
+    torch_device = resolve_device(device)
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer
     check(scorer=scorer)
     previous = bundle.manifest.get("gaussian", {"eps": 0.01})
     covariance = previous.get("covariance", "eps") if covariance is None else covariance
     eps = previous["eps"] if eps is None else eps
-    model = load_model(bundle)
+    model = load_model(bundle).to(torch_device)
     new_head = head or (model.cfg.head if scorer == bundle.scorer else SCORER_HEADS[scorer])
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:

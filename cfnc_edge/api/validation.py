@@ -9,6 +9,7 @@ through a dataset.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,6 +71,8 @@ RULES = {
     "repeats": _int_at_least("--repeats", 1),
     "warmup": _int_at_least("--warmup", 0),
     "on_error": _choice("--on-error", ("skip", "fail")),
+    "device": Rule("--device", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+                   "auto, cpu, cuda or cuda:N"),
 }
 
 

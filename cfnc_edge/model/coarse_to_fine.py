@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,6 +139,14 @@ class CoarseToFine(nn.Module):
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
             out.append(y)
         return torch.cat(out, 1)
+
+    @torch.inference_mode()
+    def run(self, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Host uint8 images -> host (features float32, thetas), computed on the
+        device the weights are on (fitting on a GPU when training ran there)."""
+        device = self.mean.device
+        feats, thetas = self(torch.from_numpy(np.ascontiguousarray(images_u8)).to(device, non_blocking=True))
+        return feats.float().cpu().numpy(), thetas.float().cpu().numpy()
 
     def forward(self, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 RGB (B,3,S,S) -> (features (B,C,S/s,S/s), ICA theta (B,2,3)); C, s set by the head."""

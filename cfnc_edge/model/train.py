@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from cfnc_edge.bundle import atomic_write, sha256
 from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.errors import CheckpointError
+from cfnc_edge.errors import CfncError, CheckpointError
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.losses import DenseSimSiam, ica_loss, partner_permutation
 
@@ -87,11 +87,25 @@ class TrainConfig:
         return self.epochs * max(1, n_images // min(self.batch_size, n_images))
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto": the first CUDA GPU when PyTorch sees one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CfncError(f"--device {device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
+                        f"built for CUDA {torch.version.cuda}); use --device cpu, or `cfnc-edge doctor` for why")
+    return torch.device(device)
+
+
 class Trainer:
+    """Trains `model` where its weights are (move it first: `model.to(device)`);
+    the images stay in host memory and go over one batch at a time."""
+
     def __init__(self, model: CoarseToFine, cfg: TrainConfig):
         self.model, self.cfg = model, cfg
+        self.device = model.mean.device
         torch.manual_seed(cfg.seed)
-        self.heads = (torch.nn.ModuleList(DenseSimSiam(model.cfg.channels[i]) for i in cfg.fine_levels)
+        self.heads = (torch.nn.ModuleList(DenseSimSiam(model.cfg.channels[i]) for i in cfg.fine_levels).to(self.device)
                       if cfg.noncontrastive else None)
         ica_params = list(model.ica.parameters()) if model.ica is not None else []
         ica_ids = {id(p) for p in ica_params}
@@ -132,6 +146,7 @@ class Trainer:
 
     def loss(self, batch_u8: torch.Tensor, step: int = 0) -> tuple[torch.Tensor, dict[str, float]]:
         perm = partner_permutation(batch_u8.shape[0], torch.Generator().manual_seed(self.cfg.seed * 7919 + step))
+        perm = perm.to(batch_u8.device)
         x, theta = self.model.align_image(self.model.normalise(batch_u8))
         parts: dict[str, torch.Tensor] = {}
         stats: dict[str, float] = {}
@@ -171,7 +186,8 @@ class Trainer:
                 scale = self._lr_scale(self.step, total)
                 for g in self.opt.param_groups:
                     g["lr"] = g["base_lr"] * (scale if g["decay"] else 1.0)
-                loss, parts = self.loss(images[order[s * bs:(s + 1) * bs]], self.step)
+                batch = images[order[s * bs:(s + 1) * bs]].to(self.device, non_blocking=True)
+                loss, parts = self.loss(batch, self.step)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -233,7 +249,7 @@ class Trainer:
         for i, st in self.opt.state_dict()["state"].items():
             if st.get("momentum_buffer") is not None:
                 out[f"opt.{i}"] = st["momentum_buffer"]
-        return {k: v.detach().contiguous().clone() for k, v in out.items()}
+        return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
 
     def save_checkpoint(self, folder: Path) -> None:
         folder = Path(folder)

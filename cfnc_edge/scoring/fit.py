@@ -70,14 +70,12 @@ def assign_folds(n: int, folds: int, seed: int = 0) -> np.ndarray:
 
 def model_batches(model: CoarseToFine, images: np.ndarray, batch_size: int = 32, progress: bool = True) -> Batches:
     """Features of uint8 images (N, 3, S, S), computed batch by batch when asked for."""
-    @torch.inference_mode()
     def batches(idx: np.ndarray):
         model.eval()
         for i in tqdm(range(0, len(idx), batch_size), desc="features", disable=not progress, unit="batch",
                       leave=False):
             sel = idx[i:i + batch_size]
-            feats, thetas = model(torch.from_numpy(images[sel]))
-            yield sel, feats.numpy(), thetas.numpy()
+            yield (sel, *model.run(images[sel]))
     return batches
 
 

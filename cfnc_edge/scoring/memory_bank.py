@@ -39,13 +39,12 @@ def split_parts(n: int, part_images: int, seed: int) -> list[np.ndarray]:
     return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(n), k)]
 
 
-@torch.inference_mode()
 def patch_features(model: CoarseToFine, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """uint8 images (N, 3, S, S) -> patch features (N * h * w, C) float32, image by image."""
     out = []
     for i in range(0, len(images), batch_size):
-        f, _ = model(torch.from_numpy(images[i:i + batch_size]))
-        out.append(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).numpy())
+        f, _ = model.run(images[i:i + batch_size])
+        out.append(f.transpose(0, 2, 3, 1).reshape(-1, f.shape[1]))
     return np.concatenate(out)
 
 
