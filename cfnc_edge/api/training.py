@@ -67,6 +67,10 @@ def cpu_score_fn(image_size: int) -> ScoreFn:
     return score
 
 
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dict:
     """A hand-set threshold replaces the computed one; what the good images say about
     it is their fraction above it (the promise for the target rate no longer applies)."""
@@ -138,7 +142,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
 
     bundle = Bundle(out)
     manifest = dict(train=train_cfg.to_dict(), history=history, data={"root": str(data_root), "fit_images": len(paths)},
-                    timing={"train_seconds": round(t_train, 1)})
+                    timing={"train_seconds": round(t_train, 1), "device": _device_name(torch_device)})
     with bundle.transaction():  # model, scorer and threshold become current together
         if scorer == "knn":
             fit_knn(bundle, model, images, bank_size, max_bank, train_cfg.seed, target_fpr, threshold,
