@@ -89,7 +89,7 @@ def make_disturbed(data: Path, dest: Path, seed: int = 1) -> Path:
 
 
 def run_row(args) -> dict:
-    set_name, row, data, work, steps = args
+    set_name, row, data, work, steps, eval_backend = args
     from cfnc_edge.api import refit, train
     from cfnc_edge.bundle import Bundle
     from cfnc_edge.model.coarse_to_fine import ModelConfig
@@ -116,7 +116,7 @@ def run_row(args) -> dict:
     fit_wall = time.perf_counter() - t0
     bundle = Bundle.open(out)
     t1 = time.perf_counter()
-    r = evaluate(Inspector(bundle, "torch"), data, progress=False)
+    r = evaluate(Inspector(bundle, eval_backend), data, progress=False)
     eval_s = time.perf_counter() - t1
     scorer = bundle.manifest.get("scorer", {})
     train_s = bundle.manifest.get("timing", {}).get("train_seconds", 0.0) if row != "full-knn" else 0.0
@@ -131,7 +131,7 @@ def run_row(args) -> dict:
             "train_steps": (bundle.manifest["history"][-1]["step"] if bundle.manifest.get("history") else 0)
             if row == "full-gaussian" else 0,
             "fine_loss": [round(h["fine"], 4) for h in bundle.manifest.get("history", []) if "fine" in h],
-            "train_device": bundle.manifest.get("timing", {}).get("device"),
+            "train_device": bundle.manifest.get("timing", {}).get("device"), "eval_backend": eval_backend,
             "per_defect": r.per_defect}
 
 
@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="training steps (batch 32) of the full-method rows")
     ap.add_argument("--jobs", type=int, default=1, help="rows run at the same time")
     ap.add_argument("--name", default="knn-magnetic-tile", help="results file name in benchmarks/results/")
+    ap.add_argument("--eval-backend", default="torch", help="backend of the evaluation (torch-cuda on a GPU)")
     ap.add_argument("--latency", action="store_true", help="export and time the saved rows instead of fitting")
     ap.add_argument("--repeats", type=int, default=20)
     a = ap.parse_args()
@@ -187,7 +188,7 @@ def main() -> None:
         # full-knn reuses full-gaussian's weights, so it waits for the first round
         for round_ in ([t for t in todo if t[1] != "full-knn"], [t for t in todo if t[1] == "full-knn"]):
             with mp.get_context("spawn").Pool(max(1, min(a.jobs, len(round_) or 1))) as pool:
-                args = [(s, row, sets[s], str(work), a.steps) for s, row in round_]
+                args = [(s, row, sets[s], str(work), a.steps, a.eval_backend) for s, row in round_]
                 for res in pool.imap_unordered(run_row, args):
                     report(saved / f"{res['set']}-{res['row']}.json", res)
     write(sorted((json.loads(p.read_text()) for p in saved.glob("*.json")),
