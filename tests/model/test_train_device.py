@@ -49,10 +49,24 @@ def _steps(device: str, images: torch.Tensor, steps: int = 6):
 
 @pytest.fixture
 def no_tf32():
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    """IEEE fp32 for cuDNN convolutions and matmuls, restored after. The
+    per-backend `fp32_precision` API where it exists (PyTorch >= 2.9): PyTorch
+    refuses to read the legacy allow_tf32 flags once the new ones were set,
+    which the torch-cuda backend does (seen on the H200 run, 2026-11-28)."""
+    flags = [f for f in (getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None))
+             if hasattr(f, "fp32_precision")]
+    if not flags:
+        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        yield
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        return
+    old = [f.fp32_precision for f in flags]
+    for f in flags:
+        f.fp32_precision = "ieee"
     yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    for f, v in zip(flags, old):
+        f.fp32_precision = v
 
 
 @pytest.mark.gpu
