@@ -15,7 +15,11 @@ random good images:
   `adaptive_gaussian_blur` (kernel 33, sigma 4, as its detect.py does);
 - this project's Inspector, PaDiM configuration (ResNet-18, --no-ica
   --no-fca --no-noncontrastive, d = 100), on each CPU backend, and at its
-  defaults (EfficientNet-Lite0, full method).
+  defaults (EfficientNet-Lite0, full method); with OpenVINO also with the
+  int8 whitening factor, and with OpenVINO's INT8 (NNCF) features plus the
+  int8 factor (calibrated on the same random frames; the peers stay fp32,
+  so those rows trade accuracy for speed: accuracy-precisions.md gives the
+  cost on real data).
 
 Each peer runs in its own virtual environment, made here on first use from
 benchmarks/requirements-peers-*.txt with --system-site-packages (so torch is
@@ -106,10 +110,13 @@ def anomavision_worker(images):
     return unit
 
 
-def cfnc_worker(bundle, backend):
+def cfnc_worker(bundle, backend, precision="fp32", factor="fp32"):
+    from cfnc_edge.bundle import Bundle
     from cfnc_edge.runtime.inspector import Inspector
 
-    insp = Inspector(bundle, backend)
+    b = Bundle.open(bundle)
+    b.manifest.setdefault("gaussian", {})["factor_precision"] = factor  # in memory: what the Inspector loads
+    insp = Inspector(b, backend, precision)
 
     def unit(frame):
         r = insp([frame[:, :, ::-1]])[0]  # the Inspector takes BGR frames, as OpenCV reads them
@@ -165,10 +172,12 @@ def peer_python(name: str, log) -> Path:
 
 def cfnc_bundles(work: Path, log) -> dict[str, Path]:
     """ResNet-18 PaDiM (d = 100) and the default configuration, fitted on the
-    same random frames, exported (ONNX; OpenVINO checked when installed)."""
+    same random frames, exported (ONNX; OpenVINO checked when installed) and,
+    with NNCF installed, calibrated for OpenVINO INT8 on those frames."""
     import cv2
 
-    from cfnc_edge.api import export, train
+    from cfnc_edge.api import calibrate, export, train
+    from cfnc_edge.deploy.openvino_int8 import nncf_available
     from cfnc_edge.model.coarse_to_fine import ModelConfig
     from cfnc_edge.model.train import TrainConfig
 
@@ -196,6 +205,8 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
             bundle = train(data, path, mcfg, tcfg, progress=False,
                            weights=random_r18 if mcfg.backbone == "resnet18" else None)
             export(bundle, log=log)
+        if nncf_available() and not (path / "openvino-int8.xml").exists():
+            calibrate(path, n=N_FIT, log=log)
         out[name] = path
     return out
 
@@ -243,12 +254,17 @@ def main() -> None:
                                                       "--worker", name]))
         except subprocess.CalledProcessError as exc:
             problems.append(f"{name}: installing into its virtual environment failed ({exc})")
-    cpu_backends = ["torch", "onnxruntime"] + (["openvino"] if openvino_available() else [])
+    # (backend, feature precision, factor precision)
+    runs = [("torch", "fp32", "fp32"), ("onnxruntime", "fp32", "fp32")]
+    if openvino_available():
+        runs += [("openvino", "fp32", "fp32"), ("openvino", "fp32", "int8")]
     for bundle, label in ((bundles["resnet18-padim"], "ResNet-18 PaDiM"), (bundles["default"], "defaults")):
-        for be in cpu_backends:
+        for be, precision, factor in runs + ([("openvino", "int8", "int8")]
+                                             if (bundle / "openvino-int8.xml").exists() else []):
             if label == "defaults" and be == "torch":
                 continue
-            specs.append((f"cfnc-edge {label}, {be}", me + ["cfnc", str(bundle), be]))
+            extra = f", {precision} features" * (precision != "fp32") + f", {factor} factor" * (factor != "fp32")
+            specs.append((f"cfnc-edge {label}, {be}{extra}", me + ["cfnc", str(bundle), be, precision, factor]))
     workers = []
     for label, cmd in specs:
         log(f"starting {label}")

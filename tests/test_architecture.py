@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.blocked_imports import blocking
+
 PACKAGE = Path(__file__).resolve().parents[1] / "cfnc_edge"
 
 # Low to high: foundations, then the pipeline's stages, then the surfaces.
@@ -124,14 +126,7 @@ def test_every_module_imports():
             importlib.import_module(mod)
 
 
-BLOCK_TORCH_AND_ONNX = """
-import sys
-class Block:
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in ('torch', 'torchvision', 'onnx', 'efficientnet_lite_pytorch'):
-            raise ImportError('blocked ' + name)
-sys.meta_path.insert(0, Block())
-"""
+BLOCK_TORCH_AND_ONNX = blocking("torch", "torchvision", "onnx", "efficientnet_lite_pytorch")
 
 
 def test_onnxruntime_inference_runs_without_torch_or_onnx(exported, tiny_data):

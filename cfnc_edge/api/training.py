@@ -36,6 +36,7 @@ from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.runtime.scoring import CpuScoring
 from cfnc_edge.scoring import crossfit
+from cfnc_edge.scoring.factor import gaussian_tensors
 from cfnc_edge.scoring.fit import (
     GaussianFit,
     ScoreFn,
@@ -57,10 +58,12 @@ SCORERS = ("gaussian", "knn")
 SCORER_HEADS = {"gaussian": "projection", "knn": "pooled"}
 
 
-def cpu_score_fn(image_size: int) -> ScoreFn:
-    """Score features exactly as CPU inference does (float32 Gaussian as in the bundle)."""
+def cpu_score_fn(image_size: int, factor_precision: str = "fp32") -> ScoreFn:
+    """Score features exactly as CPU inference does (float32 Gaussian as in the
+    bundle, the factor stored in `factor_precision`)."""
     def score(mean, factor, feats, thetas):
-        sc = CpuScoring({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)})
+        sc = CpuScoring(gaussian_tensors({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)},
+                                         factor_precision))
         dist = sc.distance(feats)
         maps = sc.maps(dist, thetas, image_size)
         return maps.reshape(len(maps), -1).max(1), dist.reshape(len(dist), -1).mean(1)
@@ -83,13 +86,14 @@ def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dic
 
 def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
                        folds: int, target_fpr: float, threshold: float | None, batch_size: int,
-                       progress: bool, **manifest) -> GaussianFit:
-    """Gaussian of all good images; threshold and compactness from cross-fitted scores."""
+                       progress: bool, factor_precision: str = "fp32", **manifest) -> GaussianFit:
+    """Gaussian of all good images; threshold and compactness from cross-fitted
+    scores, computed with the factor in the precision the runtime will store it in."""
     t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
     s = model.cfg.feature_size
     fit = fit_gaussian(batches, len(images), s * s, model.cfg.feature_channels, covariance, eps, folds)
-    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size))
+    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size, factor_precision))
     info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
     compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
                "ica_angles": angle_summary(fit.ica_angles)}
@@ -97,6 +101,7 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
         manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
         manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
     write_model(bundle, model, fit, threshold=info, compactness=compact, **manifest)
+    _record_factor_precision(bundle, factor_precision, progress)
     return fit
 
 
@@ -105,13 +110,16 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           train_cfg: TrainConfig | None = None, covariance: str = "ledoit-wolf", eps: float = 0.01,
           folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
           weights: Path | None = None, progress: bool = True, scorer: str = "gaussian",
-          bank_size: float = 0.1, max_bank: int | None = MAX_BANK, device: str = "auto") -> Bundle:
+          bank_size: float = 0.1, max_bank: int | None = MAX_BANK, factor_precision: str = "fp32",
+          device: str = "auto") -> Bundle:
     """Train the coarse-to-fine model on train/good, fit the Gaussian (shrinkage
     covariance by default), set the threshold for `target_fpr` from cross-fitted
     scores of every good image, and write a complete bundle (plus training.png) to `out`.
     `scorer="knn"`: a memory bank of `bank_size` (fraction or count of patches,
-    at most `max_bank` rows) instead of the Gaussian. `device`: where training
-    and feature extraction run ("auto": a CUDA GPU when PyTorch sees one)."""
+    at most `max_bank` rows) instead of the Gaussian. `factor_precision`: how
+    the runtime stores the whitening factor (fp32, fp16, int8), checked against
+    fp32 and recorded with the threshold. `device`: where training and feature
+    extraction run ("auto": a CUDA GPU when PyTorch sees one)."""
     out = Path(out)
     ckpt = out / CHECKPOINT
     if resume:
@@ -125,7 +133,9 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
           lr_heads=train_cfg.lr_heads, seed=train_cfg.seed, covariance=covariance, eps=eps, folds=folds,
-          target_fpr=target_fpr, threshold=threshold, scorer=scorer, device=device)
+          target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
+          device=device)
+    _check_factor_scorer(scorer, factor_precision)
     torch_device = resolve_device(device)
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
@@ -149,7 +159,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
                     train_cfg.batch_size, progress, **manifest)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold,
-                               train_cfg.batch_size, progress, **manifest)
+                               train_cfg.batch_size, progress, factor_precision, **manifest)
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
@@ -203,19 +213,24 @@ def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.
 def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None = None, eps: float | None = None,
           folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True, scorer: str | None = None, bank_size: float = 0.1,
-          max_bank: int | None = MAX_BANK, head: str | None = None, device: str = "auto") -> Bundle:
+          max_bank: int | None = MAX_BANK, head: str | None = None, factor_precision: str | None = None,
+          device: str = "auto") -> Bundle:
     """Refit the scorer and threshold of a trained bundle on (other) good images.
 
     `scorer` switches the scorer (default: the bundle's); the feature head
     follows it unless `head` is given. The trained weights do not depend on
-    the head, so a trained bundle can be given either scorer without training again."""
+    the head, so a trained bundle can be given either scorer without training again.
+    `factor_precision` (default: the bundle's) is checked again on the new factor."""
     check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-          batch_size=batch_size, device=device)
+          batch_size=batch_size, factor_precision=factor_precision, device=device)
     torch_device = resolve_device(device)
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer
     check(scorer=scorer)
     previous = bundle.manifest.get("gaussian", {"eps": 0.01})
+    if factor_precision is None:  # keep the bundle's setting, or fp32 for a scorer without a factor
+        factor_precision = previous.get("factor_precision", "fp32") if scorer == "gaussian" else "fp32"
+    _check_factor_scorer(scorer, factor_precision)
     covariance = previous.get("covariance", "eps") if covariance is None else covariance
     eps = previous["eps"] if eps is None else eps
     model = load_model(bundle).to(torch_device)
@@ -234,8 +249,24 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
                     data=data)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold, batch_size,
-                               progress, data=data)
+                               progress, factor_precision, data=data)
     return bundle
+
+
+def _check_factor_scorer(scorer: str, factor_precision: str) -> None:
+    if scorer != "gaussian" and factor_precision != "fp32":
+        raise CfncError(f"--factor-precision {factor_precision} needs the gaussian scorer: the {scorer} scorer "
+                        "has no whitening factor; drop --factor-precision or use --scorer gaussian")
+
+
+def _record_factor_precision(bundle: Bundle, precision: str, progress: bool) -> None:
+    """Called inside the open transaction, so the setting becomes current with
+    the threshold: the same check against fp32 and the same manifest record as
+    `cfnc-edge factor-precision` (fp32, the default, needs neither)."""
+    if precision != "fp32":
+        from cfnc_edge.deploy.factor_precision import set_factor_precision
+
+        set_factor_precision(bundle, precision, log=print if progress else (lambda _message: None))
 
 
 def _drop_exports(bundle: Bundle) -> None:

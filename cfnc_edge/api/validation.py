@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.scoring.factor import FACTOR_PRECISIONS
 
 
 def _number(v) -> bool:
@@ -64,6 +65,7 @@ RULES = {
     "n": _int_at_least("--n", 1),
     "method": _choice("--method", ("entropy", "percentile", "minmax")),
     "precision": _choice("--precision", ("fp32", "fp16", "int8")),
+    "factor_precision": _choice("--factor-precision", FACTOR_PRECISIONS),
     "min_batch": _int_at_least("--min-batch", 1),
     "opt_batch": _int_at_least("--opt-batch", 1),
     "max_batch": _int_at_least("--max-batch", 1),

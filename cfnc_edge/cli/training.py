@@ -23,6 +23,8 @@ ScorerOpt = typer.Option("gaussian", help="gaussian (per-position Gaussian, the 
                                           "of good patches, nearest-neighbour distance: PatchCore's).")
 BankSizeOpt = typer.Option(0.1, help="knn: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
 MaxBankOpt = typer.Option(16384, help="knn: at most this many bank rows (0: no cap); bounds latency and memory.")
+_FACTOR_HELP = ("gaussian: store the whitening factor in fp32 | fp16 | int8 (per-row scales) for a faster "
+                "distance step, checked against fp32 first.")
 HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
                                   "3x3 pooled). Default: the scorer's (gaussian: projection, knn: pooled).")
 DeviceOpt = typer.Option("auto", help="Where training and feature extraction run: auto (a CUDA GPU if PyTorch "
@@ -68,6 +70,7 @@ def train(
     bank_size: float = BankSizeOpt,
     max_bank: int = MaxBankOpt,
     head: Optional[str] = HeadOpt,
+    factor_precision: str = typer.Option("fp32", help=_FACTOR_HELP),
     device: str = DeviceOpt,
 ):
     """Train the model, fit the scorer (Gaussian or memory bank) and write a bundle."""
@@ -83,7 +86,7 @@ def train(
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
                   resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
-                  device=device)
+                  factor_precision=factor_precision, device=device)
     typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
                f"training plot {out / 'training.png'})", err=True)
 
@@ -101,13 +104,14 @@ def fit(
     bank_size: float = BankSizeOpt,
     max_bank: int = MaxBankOpt,
     head: Optional[str] = HeadOpt,
+    factor_precision: Optional[str] = typer.Option(None, help=_FACTOR_HELP + " Default: the bundle's."),
     device: str = DeviceOpt,
 ):
     """Refit the scorer and threshold of a trained bundle on good images (or switch its scorer)."""
     from cfnc_edge import api
 
     b = api.refit(bundle, data, covariance, eps, folds, target_fpr, threshold, scorer=scorer, bank_size=bank_size,
-                  max_bank=max_bank or None, head=head, device=device)
+                  max_bank=max_bank or None, head=head, factor_precision=factor_precision, device=device)
     typer.echo(f"refitted {bundle} ({_threshold_line(b.manifest['threshold'])})", err=True)
 
 

@@ -28,9 +28,13 @@ def leave_part_out(bank: dict[str, np.ndarray], part: int) -> dict[str, np.ndarr
 
 
 def crossfit_scores(parts: list[np.ndarray], score_fold: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
-    """scores[i] for every image index in `parts`, fold j scored by score_fold(j, indices of fold j)."""
+    """scores[i] for every image index in `parts`, fold j scored by
+    score_fold(j, indices of fold j) -> (len(indices), ...) (one score, or a row of them, per image)."""
     n = sum(len(p) for p in parts)
-    scores = np.full(n, np.nan)
+    scores = None
     for j, idx in enumerate(parts):
-        scores[idx] = score_fold(j, idx)
+        got = np.asarray(score_fold(j, idx))
+        if scores is None:
+            scores = np.full((n, *got.shape[1:]), np.nan)
+        scores[idx] = got
     return scores

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from cfnc_edge.bundle import GAUSSIAN, WEIGHTS, Bundle
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.scoring import crossfit
 from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
 
 # (mean (P,d), packed factor (P,T), features (B,d,h,w), ICA thetas (B,2,3)) ->
@@ -103,15 +104,15 @@ def crossfit_scores(batches: Batches, fit: GaussianFit, score: ScoreFn) -> tuple
     Returns (image scores (N,), mean per-position distance (N,))."""
     if len(fit.folds) < 2:
         raise ValueError("cross-fitting needs at least 2 folds (and 2 images)")
-    n = fit.fold_of.size
-    scores, dists = np.empty(n), np.empty(n)
     total = _sum(fit.folds)
-    for j, acc in enumerate(fit.folds):
-        mean, cov = (total - acc).finalize(fit.eps, fit.covariance)
+
+    def score_fold(j: int, idx: np.ndarray) -> np.ndarray:  # (len(idx), 2): score, mean distance
+        mean, cov = (total - fit.folds[j]).finalize(fit.eps, fit.covariance)
         factor = whitening_factor(cov)
-        for sel, feats, thetas in batches(np.flatnonzero(fit.fold_of == j)):
-            scores[sel], dists[sel] = score(mean, factor, feats, thetas)
-    return scores, dists
+        return np.concatenate([np.stack(score(mean, factor, feats, thetas), 1) for _, feats, thetas in batches(idx)])
+
+    both = crossfit.crossfit_scores([np.flatnonzero(fit.fold_of == j) for j in range(len(fit.folds))], score_fold)
+    return both[:, 0], both[:, 1]
 
 
 def write_model(bundle: Bundle, model: CoarseToFine, fit: GaussianFit, **manifest) -> None:

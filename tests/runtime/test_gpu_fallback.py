@@ -8,15 +8,9 @@ import pytest
 
 from cfnc_edge.errors import BundleError
 from cfnc_edge.runtime.postprocess import anomaly_maps, anomaly_maps_ndimage
+from tests.blocked_imports import blocking
 
-BLOCK = """
-import sys
-class Block:
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in ('cupy', 'cupyx', 'tensorrt', 'pycuda'):
-            raise ImportError('blocked ' + name)
-sys.meta_path.insert(0, Block())
-"""
+BLOCK = blocking("cupy", "cupyx", "tensorrt", "pycuda")
 
 
 def test_gpu_modules_import_and_auto_falls_back_without_cuda_packages(tiny_bundle):

@@ -19,6 +19,7 @@ from cfnc_edge.runtime.backends import (
 )
 from cfnc_edge.runtime.gpu.device import missing
 from cfnc_edge.runtime.gpu.interop import hand_off, shared_stream
+from tests.blocked_imports import blocking
 
 ALL = ("fp32", "fp16", "int8")
 
@@ -94,13 +95,8 @@ def test_torch_cuda_without_a_gpu_is_a_clear_error(tiny_bundle):
 
 def test_auto_without_cupy_never_imports_torch(exported):
     """The torch-cuda check asks CuPy first, so `auto` on the ONNX Runtime path stays torch-free."""
-    code = f"""
+    code = blocking("cupy", "cupyx") + f"""
 import sys
-class Block:
-    def find_spec(self, name, path, target=None):
-        if name.split('.')[0] in ('cupy', 'cupyx'):
-            raise ImportError('blocked ' + name)
-sys.meta_path.insert(0, Block())
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.backends import auto_backend
 # OpenVINO where export measured it faster on this CPU, else ONNX Runtime: both torch-free

@@ -17,25 +17,16 @@ import numpy as np
 import pytest
 
 from cfnc_edge.bundle import MANIFEST, Bundle, sha256
-from cfnc_edge.data.synthetic import render_defective, render_good
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.serve.server import pytriton_problem
+from tests.synthetic_frames import synthetic_frames
 
 PROBLEM = pytriton_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"serve tests need a Triton server: {PROBLEM}")
 
 QUEUE_DELAY_MS = 20  # long enough that concurrent clients' requests meet in one batch
 MAX_SIDE = 512
-
-
-def frames(n, seed, size=96):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img = render_defective(rng, "scratch", size)[0] if i % 3 == 2 else render_good(rng, size)[0]
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +78,8 @@ def test_scores_equal_local_inspector(server, local, tiny_bundle, other_bundle):
 
     # two frame sizes: the client sends one request per size, so compare with the same batches locally
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)  # surely anomalous
-    square, wide = frames(5, seed=1) + [noise], [cv2.resize(f, (120, 80)) for f in frames(2, seed=2)]
+    square = synthetic_frames(5, seed=1) + [noise]
+    wide = [cv2.resize(f, (120, 80)) for f in synthetic_frames(2, seed=2)]
     with connect(server.url, "tiny", maps=True) as client:
         assert client.bundle_id == sha256(tiny_bundle.path / MANIFEST)
         assert client.threshold == pytest.approx(tiny_bundle.threshold)
@@ -115,7 +107,7 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
     from cfnc_edge.api import connect
 
     n_clients, n_requests = 8, 6
-    mine = {k: frames(n_requests, seed=100 + k) for k in range(n_clients)}
+    mine = {k: synthetic_frames(n_requests, seed=100 + k) for k in range(n_clients)}
     got, errors = {}, []
     clients = {k: connect(server.url, "tiny") for k in range(n_clients)}
     before = server.metrics("tiny")  # after the clients' connection probes
@@ -148,7 +140,7 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
 def test_bad_requests_get_errors_and_server_keeps_serving(server, local, case):
     from tritonclient.utils import InferenceServerException
 
-    good = frames(1, seed=7)[0]
+    good = synthetic_frames(1, seed=7)[0]
     bad = {"dtype": ("tiny", good[None].astype(np.float32)),
            "rank": ("tiny", good[None, :, :, 0]),
            "channels": ("tiny", np.zeros((1, 8, 8, 4), np.uint8)),
@@ -181,7 +173,7 @@ def test_stream_client_survives_server_restart(tiny_bundle, tmp_path, tmp_path_f
     folder = tmp_path / "line"
     folder.mkdir()
     n = 150
-    for i, f in enumerate(frames(n, seed=11)):
+    for i, f in enumerate(synthetic_frames(n, seed=11)):
         cv2.imwrite(str(folder / f"{i:03d}.png"), f)
     out = tmp_path / "lines.jsonl"
     with server_process(tmp_path_factory, {"tiny": tiny_bundle.path}) as srv:
@@ -212,7 +204,7 @@ def test_sigterm_drains_and_stops(tiny_bundle, tmp_path_factory):
     try:
         client = connect(srv.url, "tiny", give_up_after_s=0)
         result = {}
-        worker = threading.Thread(target=lambda: result.__setitem__("r", client(frames(1, seed=5))))
+        worker = threading.Thread(target=lambda: result.__setitem__("r", client(synthetic_frames(1, seed=5))))
         worker.start()
         deadline = time.monotonic() + 30
         while srv.metrics("tiny")["nv_inference_pending_request_count"] == 0 and time.monotonic() < deadline:

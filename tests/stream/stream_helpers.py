@@ -1,4 +1,5 @@
-"""Helpers of the stream tests: synthetic frames and videos, a real MQTT broker, a subscriber."""
+"""Helpers of the stream tests: synthetic frames (shared with the serve tests) and videos, a real MQTT
+broker, a subscriber."""
 
 import asyncio
 import json
@@ -7,18 +8,8 @@ import threading
 import time
 
 import cv2
-import numpy as np
 
-from cfnc_edge.data.synthetic import render_defective, render_good
-
-
-def synthetic_frames(n, seed=3, size=96):
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        img = render_defective(rng, "scratch", size)[0] if i % 4 == 3 else render_good(rng, size)[0]
-        out.append(np.clip(img, 0, 255).astype(np.uint8))
-    return out
+from tests.synthetic_frames import synthetic_frames  # noqa: F401 - the stream tests take it from here
 
 
 def write_video(path, frames, fourcc="MJPG"):
