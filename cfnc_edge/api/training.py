@@ -8,7 +8,9 @@ cross-fitted scores: every good image scored by a scorer fitted without it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,12 @@ import torch
 
 from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, holds_lock
+from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
+from cfnc_edge.model.alignment import ica_angle_degrees
+from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.loading import load_model
 from cfnc_edge.model.train import (
@@ -56,7 +61,7 @@ SCORERS = ("gaussian", "knn")
 SCORER_HEADS = {"gaussian": "projection", "knn": "pooled"}
 
 
-def cpu_score_fn(image_size: int) -> ScoreFn:
+def cpu_score_fn(image_size: tuple[int, int]) -> ScoreFn:
     """Score features exactly as CPU inference does (float32 Gaussian as in the bundle)."""
     def score(mean, factor, feats, thetas):
         sc = CpuScoring({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)})
@@ -82,9 +87,8 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
     """Gaussian of all good images; threshold and compactness from cross-fitted scores."""
     t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
-    s = model.cfg.feature_size
-    fit = fit_gaussian(batches, len(images), s * s, model.cfg.feature_channels, covariance, eps, folds)
-    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size))
+    fit = fit_gaussian(batches, len(images), model.cfg.positions, model.cfg.feature_channels, covariance, eps, folds)
+    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.input_size))
     info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
     compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
                "ica_angles": angle_summary(fit.ica_angles)}
@@ -123,6 +127,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
+    if not resume:
+        model_cfg = dataclasses.replace(model_cfg, image_size=input_size_for(model_cfg.image_size, paths))
 
     t0 = time.perf_counter()
     model = CoarseToFine(model_cfg, pretrained=True, weights=weights)
@@ -147,6 +153,18 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     return bundle
 
 
+def input_size_for(image_size: int | list[int], paths: list[Path]) -> int | list[int]:
+    """The model input size to train at: [h, w] as given, or for S the short side
+    S at the images' median aspect ratio (data/aspect.py). A square is written
+    as S, the form every bundle had before non-square inputs."""
+    if not isinstance(image_size, int):
+        h, w = image_size
+    else:
+        h, w = keep_aspect(image_size, median_aspect(paths), MAX_STRIDE,
+                           log=lambda m: warnings.warn(m, UserWarning, stacklevel=4))
+    return h if h == w else [h, w]
+
+
 def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: float = 0.1,
             max_bank: int | None = MAX_BANK, seed: int = 0, target_fpr: float = 0.01,
             threshold: float | None = None, batch_size: int = 32, progress: bool = True, **manifest) -> dict:
@@ -156,7 +174,7 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     tensors, info = fit_memory_bank(model, images, bank_size, seed, max_bank, batch_size=batch_size,
                                     progress=progress)
     parts = split_parts(len(images), info["part_images"], info["seed"])
-    size = model.cfg.image_size
+    size = model.cfg.input_size
     angles = np.zeros(len(images))
 
     @torch.inference_mode()
@@ -167,7 +185,7 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
             feats, thetas = model(torch.from_numpy(images[idx[s:s + 16]]))
             maps = anomaly_maps(nn(feats.numpy()), thetas.numpy(), size)
             out.append(maps.reshape(len(maps), -1).max(1))
-            angles[idx[s:s + 16]] = np.degrees(np.arctan2(thetas[:, 1, 0].numpy(), thetas[:, 0, 0].numpy()))
+            angles[idx[s:s + 16]] = ica_angle_degrees(thetas.numpy())
         return np.concatenate(out)
 
     scores = crossfit.crossfit_scores(parts, score_fold)

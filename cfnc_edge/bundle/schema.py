@@ -19,6 +19,7 @@ from cfnc_edge.errors import BundleError
 # a/b.c, at most one folder deep (engines/...); no "..", no absolute paths, no hidden names
 FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)?$"
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+SIDE = {"type": "integer", "minimum": 16, "multipleOf": 4}
 
 SCHEMA = {
     "type": "object",
@@ -35,7 +36,8 @@ SCHEMA = {
             "required": ["backbone", "image_size", "feature_dim"],
             "properties": {
                 "backbone": {"type": "string", "minLength": 1},
-                "image_size": {"type": "integer", "minimum": 16, "multipleOf": 4},
+                # S (a square: every bundle before non-square inputs) or [h, w]
+                "image_size": {"oneOf": [SIDE, {"type": "array", "items": SIDE, "minItems": 2, "maxItems": 2}]},
                 "feature_dim": {"type": "integer", "minimum": 1},
                 "ica": {"type": "boolean"},
                 "fca": {"type": "boolean"},

@@ -12,10 +12,15 @@ from cfnc_edge.cli.app import BundleOpt, app
 _LEVELS = "0,1,2"
 
 
-def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
+ImageSizeOpt = typer.Option("224", help="Model input size: S = short side S, keeping the training images' "
+                                        "aspect ratio (square within 0.8-1.25); HxW as given (SxS: a square).")
+
+
+def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
+    from cfnc_edge.api.validation import parse_image_size
     from cfnc_edge.model.coarse_to_fine import ModelConfig
 
-    return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca,
+    return ModelConfig(backbone=backbone, image_size=parse_image_size(image_size), feature_dim=feature_dim, ica=ica, fca=fca,
                        head=head)
 
 
@@ -40,7 +45,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
     backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (slower, usually more accurate) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
-    image_size: int = typer.Option(224, help="Model input size (square)."),
+    image_size: str = ImageSizeOpt,
     feature_dim: int = typer.Option(100, "--dim", help="Feature dimension d after projection."),
     steps: int = typer.Option(300, help="Optimisation steps (GPU default). On a 2-core CPU: --steps 60 --batch-size 16."),
     epochs: Optional[int] = typer.Option(None, help="Budget in passes over the data instead of --steps."),

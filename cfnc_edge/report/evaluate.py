@@ -56,10 +56,10 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
              batch_size: int = 8, examples_per_type: int = 2, progress: bool = True,
              on_error: str = "skip") -> EvalResult:
     samples, skipped = usable_samples(MVTecDataset(data_root).test_samples(), on_error)
-    s = inspector.image_size
+    h, w = inspector.image_size
     n = len(samples)
-    maps = np.empty((n, s, s), np.float32)
-    masks = np.empty((n, s, s), bool)
+    maps = np.empty((n, h, w), np.float32)
+    masks = np.empty((n, h, w), bool)
     scores = np.empty(n, np.float64)
     verdicts = np.zeros(n, bool)
     inspector.reset_timings()
@@ -68,7 +68,7 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
         for j, (res, gt) in enumerate(zip(inspector(list(frames)), gts)):
             maps[i + j], scores[i + j] = res.map, res.score
             verdicts[i + j] = bool(res.anomalous)
-            masks[i + j] = cv2.resize(gt.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
+            masks[i + j] = cv2.resize(gt.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     labels = np.array([smp.is_anomalous for smp in samples])
     defects = np.array([smp.defect for smp in samples])
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import preprocess
+from cfnc_edge.images import as_hw, preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
 from cfnc_edge.scoring.factor import load_scorer
@@ -27,7 +27,7 @@ STAGES = ("preprocess", "features", "distance", "postprocess")
 
 @dataclass
 class Inspection:
-    """Result for one frame. `map` is at model resolution (S x S).
+    """Result for one frame. `map` is at model resolution (h x w of the model input).
 
     `score` is the raw distance (the map's maximum); `normalized_score` maps
     it so that the threshold sits at 0.5 (0 for a perfect match, 1 from
@@ -69,7 +69,7 @@ class Inspector:
             raise CfncError(f"--threshold must be a finite number above 0, got {threshold!r}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         cfg = self.bundle.model_config
-        self.image_size = int(cfg["image_size"])
+        self.image_size = as_hw(cfg["image_size"])  # (h, w)
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
         self.scoring = self.backend.scoring(load_scorer(self.bundle))
         if threshold is None and "threshold" in self.bundle.manifest:
