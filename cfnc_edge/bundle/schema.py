@@ -54,6 +54,17 @@ SCHEMA = {
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
         "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn"]}}},
+        # training on tiles (runtime/tiling.py): inspection tiles frames the same way
+        "tiling": {
+            "type": "object",
+            "required": ["size", "overlap"],
+            "properties": {
+                "size": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "integer", "minimum": 1},
+                                                     "minItems": 2, "maxItems": 2}]},
+                "overlap": {"type": "number", "minimum": 0, "maximum": 0.9},
+            },
+            "additionalProperties": False,
+        },
         "revision": {
             "type": "object",
             "required": ["number"],

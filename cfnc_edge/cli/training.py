@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import BundleOpt, app
+from cfnc_edge.cli.app import BundleOpt, TileOverlapOpt, app
 
 _LEVELS = "0,1,2"
 
@@ -71,6 +71,10 @@ def train(
     bank_size: float = BankSizeOpt,
     max_bank: int = MaxBankOpt,
     head: Optional[str] = HeadOpt,
+    tile: Optional[str] = typer.Option(None, "--tile", help="Train and fit on tiles of the good images: auto "
+                                       "(tiles of the model input size) | S | HxW (frame pixels); inspection "
+                                       "then tiles frames the same way."),
+    tile_overlap: float = TileOverlapOpt,
 ):
     """Train the model, fit the scorer (Gaussian or memory bank) and write a bundle."""
     from cfnc_edge import api
@@ -84,7 +88,8 @@ def train(
                               fine_levels=tuple(int(v) for v in fine_levels.split(",")),
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-                  resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None)
+                  resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
+                  tile=tile, tile_overlap=tile_overlap)
     typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
                f"training plot {out / 'training.png'})", err=True)
 
