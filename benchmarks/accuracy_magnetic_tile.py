@@ -156,15 +156,14 @@ def run_one(args) -> list[dict]:
     t1 = time.perf_counter()
     ftr, ttr = features(d["train"])
     batches = cached_batches(ftr, ttr)
-    s = model.cfg.feature_size
-    base = fit_gaussian(batches, len(ftr), s * s, model.cfg.feature_dim, covariances[0])
+    base = fit_gaussian(batches, len(ftr), model.cfg.positions, model.cfg.feature_dim, covariances[0])
     t_fit = time.perf_counter() - t1
     fte, tte = features(d["test"])
     labels, masks, defects = d["labels"], d["masks"], d["defects"]
     rows = []
     for cov in covariances:
         fit = base if cov == covariances[0] else base.with_covariance(cov, 0.01)
-        held, dists = crossfit_scores(batches, fit, cpu_score_fn(SIZE))
+        held, dists = crossfit_scores(batches, fit, cpu_score_fn((SIZE, SIZE)))
         with warnings.catch_warnings(record=True) as caught:  # the warning is kept as a column
             warnings.simplefilter("always")
             thr = threshold_for_fpr(held, 0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -54,16 +55,26 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask > 127
 
 
-def preprocess(frames: list[np.ndarray], size: int) -> np.ndarray:
-    """BGR frames of any size -> uint8 RGB batch (B, 3, size, size).
+def as_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """A model input size as (height, width): an int is a square (bundles
+    written before non-square inputs hold one), a pair is (h, w)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def preprocess(frames: list[np.ndarray], size: int | Sequence[int]) -> np.ndarray:
+    """BGR frames of any size -> uint8 RGB batch (B, 3, h, w); `size` is S (square) or (h, w).
 
     Normalisation is not done here: it lives inside the model (and so inside
     the exported graph), which keeps host-to-device copies at one byte a pixel.
     """
-    out = np.empty((len(frames), 3, size, size), dtype=np.uint8)
+    h, w = as_hw(size)
+    out = np.empty((len(frames), 3, h, w), dtype=np.uint8)
     for i, f in enumerate(frames):
         f = to_bgr(f)
-        interp = cv2.INTER_AREA if min(f.shape[:2]) > size else cv2.INTER_LINEAR
-        r = cv2.resize(f, (size, size), interpolation=interp)
+        shrink = f.shape[0] > h and f.shape[1] > w
+        r = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         out[i] = r[:, :, ::-1].transpose(2, 0, 1)
     return out

@@ -52,8 +52,10 @@ def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
 
 def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None, backend: str = "auto",
                 precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
-                on_error: str = "skip", server: str | None = None, model: str | None = None):
+                on_error: str = "skip", server: str | None = None, model: str | None = None,
+                tile=None, tile_overlap: float = 0.0):
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
+    `tile`, `tile_overlap`: tile large frames, one map and verdict each (see `Inspector`).
 
     An unreadable image yields {"path", "error"} and the run goes on
     (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
@@ -67,7 +69,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     elif bundle is None:
         raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
     else:
-        insp = Inspector(bundle, backend, precision, threshold)
+        insp = Inspector(bundle, backend, precision, threshold, tile, tile_overlap)
     heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
         chunk, frames = [], []
@@ -94,11 +96,13 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
 
 def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str | None = None,
              backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
-             batch_size: int = 8, progress: bool = True, on_error: str = "skip") -> EvalResult:
+             batch_size: int = 8, progress: bool = True, on_error: str = "skip", tile=None,
+             tile_overlap: float = 0.0) -> EvalResult:
     """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`).
+    `tile`, `tile_overlap`: tile large frames (see `Inspector`); masks are compared at the map's size.
 
     Every image and mask is read before anything is computed; unusable ones are
     skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
     check(batch_size=batch_size, threshold=threshold, on_error=on_error)
-    return _evaluate(Inspector(bundle, backend, precision, threshold), data_root, out, batch_size,
+    return _evaluate(Inspector(bundle, backend, precision, threshold, tile, tile_overlap), data_root, out, batch_size,
                      progress=progress, on_error=on_error)

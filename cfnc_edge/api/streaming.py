@@ -48,7 +48,8 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
            output: Path | str | None = None, *, save: Path | str | None = None,
            save_anomalies: Path | str | None = None, show: bool = False, mqtt: MqttOptions | str | None = None,
            metrics_port: int | None = None, sinks: list[Sink] = (), status: IO[str] | None = None,
-           on_start=None, server: str | None = None, model: str | None = None) -> dict:
+           on_start=None, server: str | None = None, model: str | None = None, tile=None,
+           tile_overlap: float = 0.0) -> dict:
     """Inspect every frame of `sources` (camera indices, files, URLs, folders,
     or FrameSource objects) until they end or the runner is stopped; returns
     the summary.
@@ -62,7 +63,8 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     called once the runner exists, e.g. to connect a signal handler to
     `runner.stop`. `server` (grpc://HOST:PORT): inspect on a `cfnc-edge serve`
     server (`model`: its model name) instead of here; server outages are
-    waited out and reported in the summary's `outages`.
+    waited out and reported in the summary's `outages`. `tile`, `tile_overlap`:
+    tile large frames, one map and verdict per frame (see `Inspector`).
 
         from cfnc_edge.api import stream
         summary = stream("bundle/", ["line1.mp4", 0], output="verdicts.jsonl",
@@ -71,7 +73,7 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     if server is None:
         if bundle is None:
             raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to inspect on a server")
-        insp, runner_class = Inspector(bundle, backend, precision, threshold), StreamRunner
+        insp, runner_class = Inspector(bundle, backend, precision, threshold, tile, tile_overlap), StreamRunner
     else:
         from cfnc_edge.api.serving import connect
 

@@ -8,7 +8,9 @@ cross-fitted scores: every good image scored by a scorer fitted without it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,12 @@ import torch
 
 from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, holds_lock
+from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import read_image
+from cfnc_edge.images import preprocess, read_image
+from cfnc_edge.model.alignment import ica_angle_degrees
+from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.loading import load_model
 from cfnc_edge.model.train import (
@@ -35,6 +40,7 @@ from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.runtime.scoring import CpuScoring
+from cfnc_edge.runtime.tiling import Tiling, cut_all, frame_max
 from cfnc_edge.scoring import crossfit
 from cfnc_edge.scoring.factor import gaussian_tensors
 from cfnc_edge.scoring.fit import (
@@ -58,7 +64,7 @@ SCORERS = ("gaussian", "knn")
 SCORER_HEADS = {"gaussian": "projection", "knn": "pooled"}
 
 
-def cpu_score_fn(image_size: int, factor_precision: str = "fp32") -> ScoreFn:
+def cpu_score_fn(image_size: tuple[int, int], factor_precision: str = "fp32") -> ScoreFn:
     """Score features exactly as CPU inference does (float32 Gaussian as in the
     bundle, the factor stored in `factor_precision`)."""
     def score(mean, factor, feats, thetas):
@@ -86,14 +92,16 @@ def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dic
 
 def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
                        folds: int, target_fpr: float, threshold: float | None, batch_size: int,
-                       progress: bool, factor_precision: str = "fp32", **manifest) -> GaussianFit:
+                       progress: bool, factor_precision: str = "fp32", frame_of: np.ndarray | None = None,
+                       **manifest) -> GaussianFit:
     """Gaussian of all good images; threshold and compactness from cross-fitted
-    scores, computed with the factor in the precision the runtime will store it in."""
+    scores, computed with the factor in the precision the runtime will store it in
+    (of whole frames when `images` are tiles: `frame_of` their frame)."""
     t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
-    s = model.cfg.feature_size
-    fit = fit_gaussian(batches, len(images), s * s, model.cfg.feature_channels, covariance, eps, folds)
-    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.image_size, factor_precision))
+    fit = fit_gaussian(batches, len(images), model.cfg.positions, model.cfg.feature_channels, covariance, eps, folds)
+    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.input_size, factor_precision))
+    scores = scores if frame_of is None else frame_max(scores, frame_of)
     info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
     compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
                "ica_angles": angle_summary(fit.ica_angles)}
@@ -111,7 +119,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
           weights: Path | None = None, progress: bool = True, scorer: str = "gaussian",
           bank_size: float = 0.1, max_bank: int | None = MAX_BANK, factor_precision: str = "fp32",
-          device: str = "auto") -> Bundle:
+          device: str = "auto", tile=None, tile_overlap: float = 0.0) -> Bundle:
     """Train the coarse-to-fine model on train/good, fit the Gaussian (shrinkage
     covariance by default), set the threshold for `target_fpr` from cross-fitted
     scores of every good image, and write a complete bundle (plus training.png) to `out`.
@@ -119,7 +127,12 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     at most `max_bank` rows) instead of the Gaussian. `factor_precision`: how
     the runtime stores the whitening factor (fp32, fp16, int8), checked against
     fp32 and recorded with the threshold. `device`: where training and feature
-    extraction run ("auto": a CUDA GPU when PyTorch sees one)."""
+    extraction run ("auto": a CUDA GPU when PyTorch sees one).
+    `tile` ("auto", S, "HxW" frame pixels; see runtime/tiling.py): train and fit on
+    tiles of the good images (the Gaussian is then over tile positions, and
+    the model input is S x S for S); the bundle keeps the tiling, so
+    inspection tiles frames the same way. The threshold is set on whole-frame
+    scores (the maximum over a frame's tiles, each scored without itself)."""
     out = Path(out)
     ckpt = out / CHECKPOINT
     if resume:
@@ -140,10 +153,15 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
+    tiling = Tiling.parse(tile, tile_overlap)
+    if not resume:
+        size = model_cfg.image_size if tiling is None or not isinstance(model_cfg.image_size, int) else \
+            [model_cfg.image_size] * 2
+        model_cfg = dataclasses.replace(model_cfg, image_size=input_size_for(size, paths))
 
     t0 = time.perf_counter()
     model = CoarseToFine(model_cfg, pretrained=True, weights=weights).to(torch_device)
-    images = load_images(paths, model_cfg.image_size, progress)
+    images, frame_of = training_images(paths, model_cfg.input_size, tiling, progress)
     trainer = Trainer(model, train_cfg)
     if resume:
         trainer.load_checkpoint(ckpt)
@@ -153,27 +171,57 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     bundle = Bundle(out)
     manifest = dict(train=train_cfg.to_dict(), history=history, data={"root": str(data_root), "fit_images": len(paths)},
                     timing={"train_seconds": round(t_train, 1), "device": _device_name(torch_device)})
+    if tiling is not None:
+        manifest.update(tiling=tiling.to_dict())
+        manifest["data"]["fit_tiles"] = len(images)
     with bundle.transaction():  # model, scorer and threshold become current together
         if scorer == "knn":
             fit_knn(bundle, model, images, bank_size, max_bank, train_cfg.seed, target_fpr, threshold,
-                    train_cfg.batch_size, progress, **manifest)
+                    train_cfg.batch_size, progress, frame_of=frame_of, **manifest)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold,
-                               train_cfg.batch_size, progress, factor_precision, **manifest)
+                               train_cfg.batch_size, progress, factor_precision, frame_of=frame_of, **manifest)
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
 
+def training_images(paths: list[Path], size: tuple[int, int], tiling: Tiling | None,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 (N, 3, h, w) model inputs: the images, or with `tiling` their tiles
+    (then also the frame each tile comes from)."""
+    if tiling is None:
+        return load_images(paths, size, progress), None
+    tiles, frame_of = [], []
+    for i, p in enumerate(paths):
+        t = cut_all([read_image(p)], size, tiling)[0]
+        tiles += t
+        frame_of += [i] * len(t)
+    return preprocess(tiles, size), np.array(frame_of)
+
+
+def input_size_for(image_size: int | list[int], paths: list[Path]) -> int | list[int]:
+    """The model input size to train at: [h, w] as given, or for S the short side
+    S at the images' median aspect ratio (data/aspect.py). A square is written
+    as S, the form every bundle had before non-square inputs."""
+    if not isinstance(image_size, int):
+        h, w = image_size
+    else:
+        h, w = keep_aspect(image_size, median_aspect(paths), MAX_STRIDE,
+                           log=lambda m: warnings.warn(m, UserWarning, stacklevel=4))
+    return h if h == w else [h, w]
+
+
 def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: float = 0.1,
             max_bank: int | None = MAX_BANK, seed: int = 0, target_fpr: float = 0.01,
-            threshold: float | None = None, batch_size: int = 32, progress: bool = True, **manifest) -> dict:
+            threshold: float | None = None, batch_size: int = 32, progress: bool = True,
+            frame_of: np.ndarray | None = None, **manifest) -> dict:
     """Fit the memory bank on good images, write it with the model, and set the
     threshold for `target_fpr` from cross-fitted scores (each image scored by a
     bank built without its part). Returns the threshold record."""
     tensors, info = fit_memory_bank(model, images, bank_size, seed, max_bank, batch_size=batch_size,
                                     progress=progress)
     parts = split_parts(len(images), info["part_images"], info["seed"])
-    size = model.cfg.image_size
+    size = model.cfg.input_size
     angles = np.zeros(len(images))
 
     def score_fold(j: int, idx: np.ndarray) -> np.ndarray:
@@ -183,10 +231,11 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
             feats, thetas = model.run(images[idx[s:s + 16]])
             maps = anomaly_maps(nn(feats), thetas, size)
             out.append(maps.reshape(len(maps), -1).max(1))
-            angles[idx[s:s + 16]] = np.degrees(np.arctan2(thetas[:, 1, 0], thetas[:, 0, 0]))
+            angles[idx[s:s + 16]] = ica_angle_degrees(thetas)
         return np.concatenate(out)
 
     scores = crossfit.crossfit_scores(parts, score_fold)
+    scores = scores if frame_of is None else frame_max(scores, frame_of)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold),
               "method": "cross-fit", "folds": len(parts)}
     compact = {"heldout_mean_score": float(scores.mean()), "ica_angles": angle_summary(angles)}
@@ -238,7 +287,8 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
-    images = load_images(paths, model.cfg.image_size, progress)
+    tiling = Tiling.from_dict(bundle.manifest["tiling"]) if "tiling" in bundle.manifest else None
+    images, frame_of = training_images(paths, model.cfg.input_size, tiling, progress)
     with bundle.transaction():  # scorer and threshold become current together
         if new_head != model.cfg.head:
             _drop_exports(bundle)
@@ -246,10 +296,10 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
         data = {"root": str(data_root), "fit_images": len(paths)}
         if scorer == "knn":
             fit_knn(bundle, model, images, bank_size, max_bank, 0, target_fpr, threshold, batch_size, progress,
-                    data=data)
+                    frame_of=frame_of, data=data)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold, batch_size,
-                               progress, factor_precision, data=data)
+                               progress, factor_precision, frame_of=frame_of, data=data)
     return bundle
 
 

@@ -46,8 +46,9 @@ def _choice(flag: str, options: tuple[str, ...]) -> Rule:
 
 RULES = {
     "feature_dim": _int_at_least("--dim", 1),
+    # checked side by side for [h, w] (check() walks lists)
     "image_size": Rule("--image-size", lambda v: _integer(v) and v >= 16 and v % 4 == 0,
-                       "an integer of at least 16 and a multiple of 4 (features are at stride 4)"),
+                       "S or HxW, each side an integer of at least 16 and a multiple of 4 (features are at stride 4)"),
     "epochs": _int_at_least("--epochs", 0),
     "batch_size": _int_at_least("--batch-size", 1),
     "batch": _int_at_least("--batch", 1),
@@ -76,6 +77,20 @@ RULES = {
     "device": Rule("--device", lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
                    "auto, cpu, cuda or cuda:N"),
 }
+
+
+def parse_image_size(text: str | int) -> int | list[int]:
+    """`--image-size`: "S" (short side S, the training images' aspect ratio kept:
+    data/aspect.py) -> S; "HxW" (as given; "SxS" forces a square) -> [H, W]. Checked."""
+    parts = str(text).lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise CfncError(f"--image-size must be S or HxW (e.g. 224 or 224x560), got {text!r}")
+    check(image_size=values)
+    return values[0] if len(values) == 1 else values
 
 
 def check(**values) -> None:

@@ -19,6 +19,7 @@ from cfnc_edge.errors import BundleError
 # a/b.c, at most one folder deep (engines/...); no "..", no absolute paths, no hidden names
 FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)?$"
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+SIDE = {"type": "integer", "minimum": 16, "multipleOf": 4}
 
 SCHEMA = {
     "type": "object",
@@ -35,7 +36,8 @@ SCHEMA = {
             "required": ["backbone", "image_size", "feature_dim"],
             "properties": {
                 "backbone": {"type": "string", "minLength": 1},
-                "image_size": {"type": "integer", "minimum": 16, "multipleOf": 4},
+                # S (a square: every bundle before non-square inputs) or [h, w]
+                "image_size": {"oneOf": [SIDE, {"type": "array", "items": SIDE, "minItems": 2, "maxItems": 2}]},
                 "feature_dim": {"type": "integer", "minimum": 1},
                 "ica": {"type": "boolean"},
                 "fca": {"type": "boolean"},
@@ -52,6 +54,17 @@ SCHEMA = {
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
         "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn"]}}},
+        # training on tiles (runtime/tiling.py): inspection tiles frames the same way
+        "tiling": {
+            "type": "object",
+            "required": ["size", "overlap"],
+            "properties": {
+                "size": {"oneOf": [{"type": "null"}, {"type": "array", "items": {"type": "integer", "minimum": 1},
+                                                     "minItems": 2, "maxItems": 2}]},
+                "overlap": {"type": "number", "minimum": 0, "maximum": 0.9},
+            },
+            "additionalProperties": False,
+        },
         "revision": {
             "type": "object",
             "required": ["number"],

@@ -15,6 +15,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Coarse-to-fine non-contrastive anomaly detection: train, fit, evaluate, inspect.")
 
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Model bundle folder.")
+TileOpt = typer.Option(None, "--tile", help="Cut frames into tiles, one map and verdict per frame: auto (tiles of "
+                                            "the model input size) | S | HxW (frame pixels). Default: the bundle's.")
+TileOverlapOpt = typer.Option(0.0, "--tile-overlap", help="Fraction of a tile that neighbouring tiles share (0-0.9).")
 
 
 @app.callback()

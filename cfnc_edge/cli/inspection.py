@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.cli.app import BundleOpt, app
+from cfnc_edge.cli.app import BundleOpt, TileOpt, TileOverlapOpt, app
 
 
 @app.command("eval")
@@ -22,11 +22,14 @@ def eval_(
     threshold: Optional[float] = typer.Option(None),
     batch_size: int = typer.Option(8),
     on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image or mask does."),
+    tile: Optional[str] = TileOpt,
+    tile_overlap: float = TileOverlapOpt,
 ):
     """Image AUROC, pixel AUROC and PRO, overall and per defect type (exit 1 if images were skipped)."""
     from cfnc_edge import api
 
-    r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size, on_error=on_error)
+    r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size, on_error=on_error, tile=tile,
+                     tile_overlap=tile_overlap)
     typer.echo(strict_json(r.to_dict(), indent=2))
     if out is not None:
         typer.echo(f"report: {out / 'report.md'}", err=True)
@@ -45,13 +48,15 @@ def infer(
     on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image does."),
     server: Optional[str] = typer.Option(None, help="Score on a `cfnc-edge serve` server: grpc://HOST:PORT."),
     model: Optional[str] = typer.Option(None, help="The server's model to use (default: cfnc)."),
+    tile: Optional[str] = TileOpt,
+    tile_overlap: float = TileOverlapOpt,
 ):
     """Score images: one JSON line per image (score, verdict, or error) on stdout; exit 1 if any was skipped."""
     from cfnc_edge.api import infer_paths
 
     counts, errors = {"images": 0, "skipped": 0}, []
     for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error,
-                            server, model):
+                            server, model, tile=tile, tile_overlap=tile_overlap):
         typer.echo(strict_json(line))
         counts["images"] += 1
         if "error" in line:

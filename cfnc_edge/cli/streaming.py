@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import app
+from cfnc_edge.cli.app import TileOpt, TileOverlapOpt, app
 
 
 @app.command()
@@ -35,6 +35,8 @@ def stream(
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
     server: Optional[str] = typer.Option(None, help="Inspect on a `cfnc-edge serve` server: grpc://HOST:PORT."),
     model: Optional[str] = typer.Option(None, help="The server's model to use (default: cfnc)."),
+    tile: Optional[str] = TileOpt,
+    tile_overlap: float = TileOverlapOpt,
 ):
     """Inspect live: cameras, video files, streams or image folders; one JSON line per frame."""
     import signal
@@ -45,7 +47,8 @@ def stream(
     mqtt_options = api.MqttOptions(mqtt, mqtt_anomalies_only, mqtt_qos, mqtt_status, mqtt_buffer) if mqtt else None
     summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
                          save=save, save_anomalies=save_anomalies, show=show, mqtt=mqtt_options,
-                         metrics_port=metrics_port, status=sys.stderr, server=server, model=model,
+                         metrics_port=metrics_port, status=sys.stderr, server=server, model=model, tile=tile,
+                         tile_overlap=tile_overlap,
                          on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
     typer.echo("\nsummary: " + json.dumps(summary), err=True)
     for w in summary["warnings"]:

@@ -7,15 +7,20 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import BundleOpt, app
+from cfnc_edge.cli.app import BundleOpt, TileOverlapOpt, app
 
 _LEVELS = "0,1,2"
 
 
-def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
+ImageSizeOpt = typer.Option("224", help="Model input size: S = short side S, keeping the training images' "
+                                        "aspect ratio (square within 0.8-1.25); HxW as given (SxS: a square).")
+
+
+def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
+    from cfnc_edge.api.validation import parse_image_size
     from cfnc_edge.model.coarse_to_fine import ModelConfig
 
-    return ModelConfig(backbone=backbone, image_size=image_size, feature_dim=feature_dim, ica=ica, fca=fca,
+    return ModelConfig(backbone=backbone, image_size=parse_image_size(image_size), feature_dim=feature_dim, ica=ica, fca=fca,
                        head=head)
 
 
@@ -44,7 +49,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
     backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (slower, usually more accurate) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
-    image_size: int = typer.Option(224, help="Model input size (square)."),
+    image_size: str = ImageSizeOpt,
     feature_dim: int = typer.Option(100, "--dim", help="Feature dimension d after projection."),
     steps: int = typer.Option(300, help="Optimisation steps (GPU default). On a 2-core CPU: --steps 60 --batch-size 16."),
     epochs: Optional[int] = typer.Option(None, help="Budget in passes over the data instead of --steps."),
@@ -72,6 +77,10 @@ def train(
     head: Optional[str] = HeadOpt,
     factor_precision: str = typer.Option("fp32", help=_FACTOR_HELP),
     device: str = DeviceOpt,
+    tile: Optional[str] = typer.Option(None, "--tile", help="Train and fit on tiles of the good images: auto "
+                                       "(tiles of the model input size) | S | HxW (frame pixels); inspection "
+                                       "then tiles frames the same way."),
+    tile_overlap: float = TileOverlapOpt,
 ):
     """Train the model, fit the scorer (Gaussian or memory bank) and write a bundle."""
     from cfnc_edge import api
@@ -86,7 +95,7 @@ def train(
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
                   resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
-                  factor_precision=factor_precision, device=device)
+                  factor_precision=factor_precision, device=device, tile=tile, tile_overlap=tile_overlap)
     typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
                f"training plot {out / 'training.png'})", err=True)
 

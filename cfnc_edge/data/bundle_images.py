@@ -30,4 +30,4 @@ def sample_images(bundle: Bundle, images: Path | None = None, n: int = 16) -> np
     """uint8 batch of n good images spread over `images` (default: the training data)."""
     paths = image_paths(bundle, images)
     step = max(1, len(paths) // n)
-    return preprocess([read_image(p) for p in paths[::step][:n]], int(bundle.model_config["image_size"]))
+    return preprocess([read_image(p) for p in paths[::step][:n]], bundle.model_config["image_size"])

@@ -17,6 +17,7 @@ from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.deploy.export import onnx_path
 from cfnc_edge.deploy.parity import feature_error, run_session
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw
 from cfnc_edge.runtime.gpu.engines import ENGINE_DIR, current_target, engine_name
 
 
@@ -24,6 +25,12 @@ def _logger():
     import tensorrt as trt
 
     return trt.Logger(trt.Logger.WARNING)
+
+
+def engine_shapes(bundle: Bundle, min_batch: int, opt_batch: int, max_batch: int) -> list[tuple[int, ...]]:
+    """The (min, opt, max) input shapes of the engine's profile: only the batch varies."""
+    h, w = as_hw(bundle.model_config["image_size"])
+    return [(b, 3, h, w) for b in (min_batch, opt_batch, max_batch)]
 
 
 def build_engine(bundle: Bundle, precision: str = "fp16", min_batch: int = 1, opt_batch: int = 8,
@@ -50,9 +57,8 @@ def build_engine(bundle: Bundle, precision: str = "fp16", min_batch: int = 1, op
     if precision == "fp32":
         # TF32 is on by default (sm_80+: Orin, Ampere, Hopper); an FP32 engine computes in FP32
         config.clear_flag(trt.BuilderFlag.TF32)
-    size = int(bundle.model_config["image_size"])
     profile = builder.create_optimization_profile()
-    profile.set_shape("images", (min_batch, 3, size, size), (opt_batch, 3, size, size), (max_batch, 3, size, size))
+    profile.set_shape("images", *engine_shapes(bundle, min_batch, opt_batch, max_batch))
     config.add_optimization_profile(profile)
     cache_name = f"{ENGINE_DIR}/{target.slug}.timing-cache"
     cache_path = bundle.path / cache_name

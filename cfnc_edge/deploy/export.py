@@ -1,6 +1,6 @@
 """ONNX export: ICA + backbone + FCA + projection in one graph, checked.
 
-The graph takes uint8 RGB frames (B, 3, S, S) with a dynamic batch and emits
+The graph takes uint8 RGB frames (B, 3, h, w) with a dynamic batch and emits
 the d-channel feature map the Gaussian was fitted on, plus the ICA transform.
 Opset 17: GridSample needs 16, and TensorRT 10.3 (JetPack 6) and 11 both
 parse 17. Every export checks itself: the ONNX checker, then ONNX Runtime
@@ -36,6 +36,7 @@ from cfnc_edge.bundle import BANK, WEIGHTS, Bundle
 from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.deploy.parity import brute_force_distances, feature_error, run_session
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw
 from cfnc_edge.model.loading import load_model
 from cfnc_edge.runtime.artefacts import (
     BANK_KEY,
@@ -83,9 +84,9 @@ class ScoredGraph(nn.Module):
         return feats, theta, torch_nearest_distances(feats, self.bank_t, self.bank_sq, self.center)
 
 
-def to_onnx(model: nn.Module, image_size: int, props: dict[str, str]) -> onnx.ModelProto:
+def to_onnx(model: nn.Module, image_size: tuple[int, int], props: dict[str, str]) -> onnx.ModelProto:
     buf = io.BytesIO()
-    dummy = torch.zeros(2, 3, image_size, image_size, dtype=torch.uint8)
+    dummy = torch.zeros(2, 3, *image_size, dtype=torch.uint8)
     outputs = ["features", "theta"] + (["distances"] if isinstance(model, ScoredGraph) else [])
     with warnings.catch_warnings():
         # the TorchScript exporter is the one that emits opset 17; its
@@ -108,7 +109,7 @@ def torch_features(model: nn.Module, batch: np.ndarray) -> np.ndarray:
 def export(bundle: Bundle, images: Path | None = None, n_check: int = 16, log=print) -> dict:
     """Write model.onnx and model-fp16.onnx into the bundle; return the parity report."""
     model = load_model(bundle)
-    size = int(bundle.model_config["image_size"])
+    size = as_hw(bundle.model_config["image_size"])
     props = {WEIGHTS_KEY: bundle.manifest["files"][WEIGHTS]}
     bank = bundle.tensors(BANK) if bundle.scorer == "knn" else None
     if bank is not None:

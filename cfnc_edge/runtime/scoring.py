@@ -24,8 +24,8 @@ class Scoring(Protocol):
     def distance(self, features: Any) -> Any:
         """(B, C, h, w) backend output -> (B, h, w) distances, on the scoring device."""
 
-    def maps(self, distances: Any, thetas: Any, size: int) -> Any:
-        """Distances + ICA transforms -> (B, size, size) anomaly maps in the input frame."""
+    def maps(self, distances: Any, thetas: Any, size: tuple[int, int]) -> Any:
+        """Distances + ICA transforms -> (B, h, w) anomaly maps in the input frame; size = (h, w)."""
 
     def to_host(self, array: Any) -> np.ndarray: ...
 
@@ -61,7 +61,7 @@ class CpuScoring:
         self.distance = distance or cpu_distance(scorer)
 
     @staticmethod
-    def maps(distances: np.ndarray, thetas: np.ndarray, size: int) -> np.ndarray:
+    def maps(distances: np.ndarray, thetas: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return anomaly_maps(distances, thetas, size)
 
     @staticmethod

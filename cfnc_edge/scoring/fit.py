@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from cfnc_edge.bundle import GAUSSIAN, WEIGHTS, Bundle
+from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
 from cfnc_edge.scoring import crossfit
 from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
@@ -70,7 +71,7 @@ def assign_folds(n: int, folds: int, seed: int = 0) -> np.ndarray:
 
 
 def model_batches(model: CoarseToFine, images: np.ndarray, batch_size: int = 32, progress: bool = True) -> Batches:
-    """Features of uint8 images (N, 3, S, S), computed batch by batch when asked for."""
+    """Features of uint8 images (N, 3, h, w), computed batch by batch when asked for."""
     def batches(idx: np.ndarray):
         model.eval()
         for i in tqdm(range(0, len(idx), batch_size), desc="features", disable=not progress, unit="batch",
@@ -95,7 +96,7 @@ def fit_gaussian(batches: Batches, n: int, positions: int, dim: int, covariance:
         for j, acc in enumerate(accs):
             if (f == j).any():
                 acc.update(feats[f == j])
-        angles[sel] = np.degrees(np.arctan2(thetas[:, 1, 0], thetas[:, 0, 0]))
+        angles[sel] = ica_angle_degrees(thetas)
     return GaussianFit.from_folds(accs, fold_of, angles, covariance, eps)
 
 

@@ -40,7 +40,7 @@ def split_parts(n: int, part_images: int, seed: int) -> list[np.ndarray]:
 
 
 def patch_features(model: CoarseToFine, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """uint8 images (N, 3, S, S) -> patch features (N * h * w, C) float32, image by image."""
+    """uint8 images (N, 3, h, w) -> patch features (N * h * w, C) float32, image by image."""
     out = []
     for i in range(0, len(images), batch_size):
         f, _ = model.run(images[i:i + batch_size])
@@ -51,7 +51,7 @@ def patch_features(model: CoarseToFine, images: np.ndarray, batch_size: int = 32
 def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 0.1, seed: int = 0,
                     max_bank: int | None = MAX_BANK, part_images: int = PART_IMAGES, batch_size: int = 32,
                     progress: bool = True) -> tuple[dict[str, np.ndarray], dict]:
-    """uint8 good images (N, 3, S, S) -> (bank tensors, fit info).
+    """uint8 good images (N, 3, h, w) -> (bank tensors, fit info).
 
     bank_size: a fraction (< 1) of all patches, or a total count (>= 1), at
     most max_bank rows (None: no cap), shared between the parts in proportion
@@ -61,7 +61,7 @@ def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 
     model.eval()
     t0 = time.perf_counter()
     parts = split_parts(len(images), part_images, seed)
-    per_image = model.cfg.feature_size ** 2
+    per_image = model.cfg.positions
     total = len(images) * per_image
     target = bank_count(total, bank_size)
     target = min(target, max_bank) if max_bank else target

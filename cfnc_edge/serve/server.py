@@ -94,9 +94,9 @@ class InspectorModel:
         self.bundle_id = np.bytes_(bundle_id(bundle))
         self.threshold = np.nan if self.inspector.threshold is None else self.inspector.threshold
         # warm up before the server starts: it is not ready until this first (slow) inference is done
-        s = self.inspector.image_size
+        h, w = self.inspector.image_size
         for n in sorted({1, options.max_batch}):
-            self.inspector([np.full((s, s, 3), 128, np.uint8)] * n)
+            self.inspector([np.full((h, w, 3), 128, np.uint8)] * n)
         from pytriton.decorators import batch
 
         # PyTriton's @batch joins the requests' frames into one array and splits the outputs back

@@ -12,6 +12,7 @@ import numpy as np
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw
 from cfnc_edge.runtime.gpu.engines import find_engine
 
 
@@ -34,8 +35,7 @@ class TensorRTBackend:
         self.context = self.engine.create_execution_context()
         self.stream = cp.cuda.Stream(non_blocking=True)
         self.min_batch, _, self.max_batch = info["batch"]
-        size = int(bundle.model_config["image_size"])
-        self.input_shape = (3, size, size)
+        self.input_shape = (3, *as_hw(bundle.model_config["image_size"]))
         io = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.buffers = {}
         for n in io:

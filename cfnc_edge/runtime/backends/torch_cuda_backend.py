@@ -18,6 +18,7 @@ import torch
 
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw
 from cfnc_edge.model.loading import load_model
 from cfnc_edge.runtime.gpu.interop import hand_off, shared_stream
 
@@ -57,8 +58,7 @@ class TorchCudaBackend:
         self.model = load_model(bundle).to(self.gpu).eval()
         self.torch_stream = torch.cuda.Stream(self.gpu)
         self.stream = shared_stream(self.torch_stream, cupy)
-        size = int(bundle.model_config["image_size"])
-        self.input_shape = (3, size, size)
+        self.input_shape = (3, *as_hw(bundle.model_config["image_size"]))
         self.pinned = torch.empty((8, *self.input_shape), dtype=torch.uint8).pin_memory()  # grows on demand
         self.uploaded = torch.cuda.Event()
         self.graphs: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.cuda.CUDAGraph]] = {}

@@ -69,7 +69,7 @@ class GpuMahalanobis:
         return out.reshape(b, h, w)
 
 
-def gpu_anomaly_maps(distances, thetas, size: int, sigma: float = BLUR_SIGMA):
+def gpu_anomaly_maps(distances, thetas, size: tuple[int, int], sigma: float = BLUR_SIGMA):
     """postprocess.anomaly_maps on the GPU (same conventions as the OpenCV path)."""
     import cupy as cp
     from cupyx.scipy import ndimage

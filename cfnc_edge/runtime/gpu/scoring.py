@@ -23,7 +23,7 @@ class GpuScoring:
             self.distance = (GpuNearestNeighbour(scorer["bank"], scorer["center"]) if is_bank(scorer)
                              else GpuMahalanobis(scorer["mean"], scorer["factor"], scale=scorer.get("factor_scale")))
 
-    def maps(self, distances, thetas, size: int):
+    def maps(self, distances, thetas, size: tuple[int, int]):
         # the warp is built on the host from the six numbers of each ICA
         # transform: read them through this stream, after the model wrote them
         return gpu_anomaly_maps(distances, self.to_host(thetas), size)

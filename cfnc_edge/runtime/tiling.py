@@ -1,0 +1,134 @@
+"""Tiling: large frames cut into model-sized tiles, one stitched map per frame.
+
+A frame is first scaled so that one tile (`Tiling.size`, frame pixels; by
+default the model input size, i.e. no scaling) becomes exactly one model
+input (h, w). The scaled frame is cut into a grid of h x w tiles, neighbours
+sharing `overlap` of a tile. Where the frame is not a whole number of tiles,
+the last tile of a row or column is shifted back to end at the border (it
+overlaps its neighbour more; nothing is padded or stretched). A frame smaller
+than one tile along an axis is padded there by repeating its border pixels.
+
+All tiles of all frames run as one batch; each tile's map is computed exactly
+as for a frame of its own (resize, ICA unwarp, blur), then the maps are put
+back at their places and averaged where tiles overlap. The map of a tiled
+inspection covers the scaled frame (frame size when a tile is the model
+size) and the verdict is the maximum of that map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from cfnc_edge.errors import CfncError
+from cfnc_edge.images import as_hw, to_bgr
+
+MAX_OVERLAP = 0.9
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How frames are tiled: tile (h, w) in frame pixels (None: the model input
+    size) and the fraction of a tile neighbours share."""
+
+    size: tuple[int, int] | None = None
+    overlap: float = 0.0
+
+    def __post_init__(self):
+        if not 0 <= self.overlap <= MAX_OVERLAP:
+            raise CfncError(f"--tile-overlap must be a fraction in [0, {MAX_OVERLAP}], got {self.overlap!r}")
+        if self.size is not None and min(self.size) < 1:
+            raise CfncError(f"--tile must be at least 1x1 pixels, got {self.size!r}")
+
+    @classmethod
+    def parse(cls, tile: Tiling | str | int | Sequence[int] | bool | None, overlap: float = 0.0) -> Tiling | None:
+        """None/False: no tiling; True or "auto": tiles of the model input size;
+        S or "HxW" or (h, w): tiles of that many frame pixels."""
+        if tile is None or tile is False:
+            return None
+        if isinstance(tile, Tiling):
+            return tile
+        if tile is True or (isinstance(tile, str) and tile.lower() == "auto"):
+            return cls(None, overlap)
+        if isinstance(tile, str):
+            try:
+                tile = [int(v) for v in tile.lower().split("x")]
+            except ValueError:
+                raise CfncError(f"--tile must be auto, S or HxW (frame pixels), got {tile!r}") from None
+            if len(tile) not in (1, 2):
+                raise CfncError(f"--tile must be auto, S or HxW (frame pixels), got {tile!r}")
+            tile = tile[0] if len(tile) == 1 else tile
+        return cls(as_hw(tile), overlap)
+
+    def to_dict(self) -> dict:
+        return {"size": None if self.size is None else list(self.size), "overlap": self.overlap}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Tiling:
+        return cls(None if d.get("size") is None else as_hw(d["size"]), float(d.get("overlap", 0.0)))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one frame's tiles lie: the scaled frame's (H, W) and each tile's (y, x)."""
+
+    shape: tuple[int, int]
+    origins: list[tuple[int, int]]
+
+
+def starts(length: int, tile: int, overlap: float) -> list[int]:
+    """Tile origins along one axis: a step of tile * (1 - overlap), the last one
+    shifted back to end at the border."""
+    if length <= tile:
+        return [0]
+    step = max(1, int(round(tile * (1 - overlap))))
+    return sorted(set(range(0, length - tile, step)) | {length - tile})
+
+
+def cut(frame: np.ndarray, model_hw: tuple[int, int], tiling: Tiling) -> tuple[list[np.ndarray], Layout]:
+    """One BGR frame -> model-sized BGR tiles and their layout."""
+    frame = to_bgr(frame)
+    h, w = model_hw
+    th, tw = tiling.size or (h, w)
+    fh, fw = frame.shape[:2]
+    sh, sw = max(1, int(round(fh * h / th))), max(1, int(round(fw * w / tw)))
+    if (sh, sw) != (fh, fw):
+        interp = cv2.INTER_AREA if sh < fh and sw < fw else cv2.INTER_LINEAR
+        frame = cv2.resize(frame, (sw, sh), interpolation=interp)
+    if sh < h or sw < w:
+        frame = cv2.copyMakeBorder(frame, 0, max(0, h - sh), 0, max(0, w - sw), cv2.BORDER_REPLICATE)
+    origins = [(y, x) for y in starts(sh, h, tiling.overlap) for x in starts(sw, w, tiling.overlap)]
+    return [frame[y:y + h, x:x + w] for y, x in origins], Layout((sh, sw), origins)
+
+
+def cut_all(frames: list[np.ndarray], model_hw: tuple[int, int], tiling: Tiling):
+    """Frames -> (all tiles in order, one layout per frame)."""
+    tiles, layouts = [], []
+    for f in frames:
+        t, lay = cut(f, model_hw, tiling)
+        tiles += t
+        layouts.append(lay)
+    return tiles, layouts
+
+
+def stitch(maps: np.ndarray, layout: Layout) -> np.ndarray:
+    """The (k, h, w) maps of one frame's tiles -> its (H, W) map, averaged where tiles overlap."""
+    _, h, w = maps.shape
+    sh, sw = layout.shape
+    total = np.zeros((max(sh, h), max(sw, w)), np.float64)
+    count = np.zeros_like(total)
+    for m, (y, x) in zip(maps, layout.origins):
+        total[y:y + h, x:x + w] += m
+        count[y:y + h, x:x + w] += 1
+    return (total / count)[:sh, :sw].astype(np.float32)
+
+
+def frame_max(tile_scores: np.ndarray, frame_of: np.ndarray) -> np.ndarray:
+    """Per-tile scores -> per-frame scores (the maximum over each frame's tiles):
+    what a tiled frame's verdict is taken on (exactly so without overlap)."""
+    out = np.full(int(frame_of.max()) + 1, -np.inf)
+    np.maximum.at(out, frame_of, tile_scores)
+    return out
