@@ -41,7 +41,7 @@ SCHEMA = {
                 "fca": {"type": "boolean"},
                 "projection_seed": {"type": "integer", "minimum": 0},
                 "channels": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                "head": {"enum": ["projection", "pooled"]},
+                "head": {"enum": ["projection", "pooled", "combined"]},
             },
             "additionalProperties": False,
         },
@@ -51,7 +51,7 @@ SCHEMA = {
                            "dim": {"type": "integer", "minimum": 1}},
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
-        "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn"]}}},
+        "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn", "combined"]}}},
         "revision": {
             "type": "object",
             "required": ["number"],

@@ -12,7 +12,12 @@ Two feature heads (`ModelConfig.head`):
   one upsampled to stride 8 and concatenated (PatchCore's patch features):
   what the memory bank stores. Nearest-neighbour search compares patches with
   patches from any position, so it gains from the larger receptive field of
-  the pooled mid-level taps and loses nothing by having 4x fewer positions.
+  the pooled mid-level taps and loses nothing by having 4x fewer positions;
+- "combined": both from one pass over the backbone, in one tensor: the
+  projection's d channels, then the pooled channels repeated onto the
+  stride-4 grid (nearest neighbour, so `split_combined` recovers the pooled
+  map exactly): what the combined scorer (Gaussian + bank) reads. One output
+  keeps every backend, the export and its parity checks unchanged.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from cfnc_edge.model.backbones import build_backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HEADS = ("projection", "pooled")
+HEADS = ("projection", "pooled", "combined")
 
 
 @dataclass
@@ -41,7 +46,7 @@ class ModelConfig:
     fca: bool = True
     projection_seed: int = 0
     channels: list[int] = field(default_factory=list)  # filled from the backbone
-    head: str = "projection"  # "projection" (d channels, stride 4) | "pooled" (taps 2-3, stride 8)
+    head: str = "projection"  # "projection" (d channels, stride 4) | "pooled" (taps 2-3, stride 8) | "combined"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +62,22 @@ class ModelConfig:
     @property
     def feature_channels(self) -> int:
         """Channels of the feature map (needs `channels`, filled when the model is built)."""
-        return sum(self.channels[1:]) if self.head == "pooled" else self.feature_dim
+        pooled = sum(self.channels[1:])
+        return {"pooled": pooled, "combined": self.feature_dim + pooled}.get(self.head, self.feature_dim)
+
+
+def split_combined(features, dim: int, pooled_shape: tuple[int, int]):
+    """A combined head's output (B, d + C, h, w) -> (projection (B, d, h, w), pooled (B, C, sh, sw)).
+
+    The pooled part was repeated onto the h x w grid by nearest-neighbour
+    resizing (source row floor(i * sh / h)); row ceil(j * h / sh) is a copy of
+    source row j, so taking those rows and columns gives the pooled map back
+    exactly. Works on NumPy arrays and torch tensors alike.
+    """
+    (h, w), (sh, sw) = features.shape[-2:], pooled_shape
+    rows = [(j * h + sh - 1) // sh for j in range(sh)]
+    cols = [(j * w + sw - 1) // sw for j in range(sw)]
+    return features[:, :dim], features[:, dim:][:, :, rows][:, :, :, cols]
 
 
 def semi_orthogonal(d: int, c: int, seed: int) -> torch.Tensor:
@@ -80,9 +100,11 @@ class CoarseToFine(nn.Module):
         self.stages = nn.ModuleList(stages)
         with torch.no_grad():  # tap sizes, for the FCA sampling grids
             x, sizes = torch.zeros(1, 3, cfg.image_size, cfg.image_size), []
+            self.tap_shapes: list[tuple[int, int]] = []  # (h, w) of each tap; the pooled head is at tap 2's
             for st in self.stages.eval():
                 x = st(x)
                 sizes.append(x.shape[-1])
+                self.tap_shapes.append(tuple(x.shape[-2:]))
         self.ica = ImageAlignment(size=cfg.image_size) if cfg.ica else None
         self.fca = nn.ModuleList(FeatureAlignment(c, size=s) for c, s in zip(chans, sizes)) if cfg.fca else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
@@ -143,4 +165,7 @@ class CoarseToFine(nn.Module):
         """uint8 RGB (B,3,S,S) -> (features (B,C,S/s,S/s), ICA theta (B,2,3)); C, s set by the head."""
         x, theta = self.align_image(self.normalise(images_u8))
         taps = self.pyramid(x)
+        if self.cfg.head == "combined":
+            proj = self.project(taps)
+            return torch.cat([proj, F.interpolate(self.pool(taps), size=proj.shape[-2:], mode="nearest")], 1), theta
         return (self.pool(taps) if self.cfg.head == "pooled" else self.project(taps)), theta

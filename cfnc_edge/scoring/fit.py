@@ -103,17 +103,22 @@ def fit_gaussian(batches: Batches, n: int, positions: int, dim: int, covariance:
 def crossfit_scores(batches: Batches, fit: GaussianFit, score: ScoreFn) -> tuple[np.ndarray, np.ndarray]:
     """Score every image with the Gaussian of the folds it is not in.
     Returns (image scores (N,), mean per-position distance (N,))."""
-    if len(fit.folds) < 2:
-        raise ValueError("cross-fitting needs at least 2 folds (and 2 images)")
     n = fit.fold_of.size
     scores, dists = np.empty(n), np.empty(n)
+    for idx, mean, factor in heldout_gaussians(fit):
+        for sel, feats, thetas in batches(idx):
+            scores[sel], dists[sel] = score(mean, factor, feats, thetas)
+    return scores, dists
+
+
+def heldout_gaussians(fit: GaussianFit):
+    """For each fold: (its image indices, mean, packed factor of the Gaussian without it)."""
+    if len(fit.folds) < 2:
+        raise ValueError("cross-fitting needs at least 2 folds (and 2 images)")
     total = _sum(fit.folds)
     for j, acc in enumerate(fit.folds):
         mean, cov = (total - acc).finalize(fit.eps, fit.covariance)
-        factor = whitening_factor(cov)
-        for sel, feats, thetas in batches(np.flatnonzero(fit.fold_of == j)):
-            scores[sel], dists[sel] = score(mean, factor, feats, thetas)
-    return scores, dists
+        yield np.flatnonzero(fit.fold_of == j), mean, whitening_factor(cov)
 
 
 def write_model(bundle: Bundle, model: CoarseToFine, fit: GaussianFit, **manifest) -> None:

@@ -1,0 +1,55 @@
+"""The combined scorer's distance on the CPU: Gaussian and memory bank, each
+normalised by what held-out good images score under it, summed.
+
+The two distances live on different grids (Mahalanobis at stride 4, the
+bank at stride 8); the bank's is resized onto the Gaussian's grid with the
+same half-pixel bilinear rule as the anomaly maps, so the sum is one
+distance map and everything after it (unwarp, blur, image score, threshold)
+is the same code as for a single scorer. Since resizing, unwarping and
+blurring are linear, the fused map is the same normalised sum of the two
+scorers' own maps (up to the resize being done in two steps).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from cfnc_edge.model.coarse_to_fine import split_combined
+from cfnc_edge.runtime.distance import CpuMahalanobis
+from cfnc_edge.runtime.knn import CpuNearestNeighbour
+
+# (shift, scale) of the Gaussian's distances, then of the bank's: the scorer tensor "fusion"
+FUSION_FIELDS = ("gaussian_shift", "gaussian_scale", "bank_shift", "bank_scale")
+
+
+def is_combined(scorer: dict[str, np.ndarray]) -> bool:
+    return "fusion" in scorer
+
+
+def fuse(gaussian: np.ndarray, bank: np.ndarray, fusion: np.ndarray) -> np.ndarray:
+    """(B, h, w) Mahalanobis + (B, s, s) bank distances -> (B, h, w) fused, float32."""
+    g_shift, g_scale, k_shift, k_scale = (float(v) for v in fusion)
+    h, w = gaussian.shape[-2:]
+    up = np.stack([cv2.resize(np.ascontiguousarray(k, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+                   for k in bank]) if bank.shape[-2:] != (h, w) else bank
+    return ((gaussian - g_shift) / g_scale + (up - k_shift) / k_scale).astype(np.float32)
+
+
+class CpuCombined:
+    """features (B, d + C, h, w) of a combined head -> the fused distance (B, h, w)."""
+
+    def __init__(self, mean: np.ndarray, factor: np.ndarray, bank: np.ndarray, center: np.ndarray,
+                 fusion: np.ndarray, pooled_shape, factor_scale: np.ndarray | None = None):
+        self.gaussian = CpuMahalanobis(mean, factor, scale=factor_scale)
+        self.bank = CpuNearestNeighbour(bank, center)
+        self.dim, self.pooled_shape = int(mean.shape[1]), tuple(int(v) for v in pooled_shape)
+        self.fusion = np.asarray(fusion, np.float64)
+
+    def parts(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two scorers' own distances: (B, h, w) Mahalanobis, (B, s, s) bank."""
+        proj, pooled = split_combined(np.asarray(features), self.dim, self.pooled_shape)
+        return self.gaussian(proj), self.bank(pooled)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return fuse(*self.parts(features), self.fusion)
