@@ -5,15 +5,17 @@ Neither scorer wins on every dataset (the Gaussian on thin cracks and small
 defects, the bank on posed parts and large areas; benchmarks/results/
 combined-magnetic-tile.md). The fused distance is
 
-    (D_gauss - m_G) / s_G + (D_bank - m_K) / s_K
+    D_gauss / m_G + D_bank / m_K
 
-where m, s are the mean and standard deviation of the image scores (map
-maxima) that cross-fitted good training images get under each scorer alone:
-each scorer is put in units of "how unusual for a good part", so neither
-dominates by its scale, and a patch that either scorer finds unusual stands
-out. Only good images set these constants. The threshold is then set for
-the target false-alarm rate from the cross-fitted fused scores, as for the
-single scorers.
+where m is the mean image score (map maximum) that cross-fitted good
+training images get under each scorer alone: each scorer is put in units of
+"a typical good part's worst patch", so neither dominates by its scale, and
+a patch that either scorer finds unusual stands out. Only good images set
+these constants; the mean of n scores is steadier than a threshold (on 50
+images the 1% threshold is their maximum), and a sum of non-negative
+distances keeps 0 for a perfect match, as the normalised score expects.
+The threshold is then set for the target false-alarm rate from the
+cross-fitted fused scores, as for the single scorers.
 
 Three passes over the good images, each one forward pass giving both heads:
 the Gaussian's fold sums, the bank part by part, then every image scored by
@@ -90,14 +92,12 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
                 mine = part_of[sel] == j
                 bank[sel[mine]] = banks[j](pooled[mine])
     # each scorer alone, as inference maps it (the bank's distances resized onto the Gaussian's grid as fused)
-    alone = {"gaussian": _scores(gauss, thetas, size),
-             "bank": _scores(fuse(np.zeros_like(gauss), bank, np.array([0.0, 1.0, 0.0, 1.0])), thetas, size)}
-    constants = [alone["gaussian"].mean(), alone["gaussian"].std(), alone["bank"].mean(), alone["bank"].std()]
-    fusion = np.array(constants, np.float64)
+    fusion = np.array([_scores(gauss, thetas, size).mean(),
+                       _scores(fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean()])
     fused = _scores(fuse(gauss, bank, fusion), thetas, size)
     tensors = {**tensors, "fusion": fusion, "pooled_shape": np.array([sh, sw], np.int64)}
-    info = {"kind": "combined", "rule": "sum of (distance - mean) / std of held-out good image scores",
-            "fusion": dict(zip(FUSION_FIELDS, map(float, constants))), "bank": info}
+    info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score",
+            "fusion": dict(zip(FUSION_FIELDS, map(float, fusion))), "bank": info}
     angles = np.degrees(np.arctan2(thetas[:, 1, 0], thetas[:, 0, 0]))
     return fit, tensors, info, fused, angles
 

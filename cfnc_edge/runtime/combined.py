@@ -1,5 +1,5 @@
 """The combined scorer's distance on the CPU: Gaussian and memory bank, each
-normalised by what held-out good images score under it, summed.
+divided by the mean image score of held-out good images under it, summed.
 
 The two distances live on different grids (Mahalanobis at stride 4, the
 bank at stride 8); the bank's is resized onto the Gaussian's grid with the
@@ -19,8 +19,8 @@ from cfnc_edge.model.coarse_to_fine import split_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 
-# (shift, scale) of the Gaussian's distances, then of the bank's: the scorer tensor "fusion"
-FUSION_FIELDS = ("gaussian_shift", "gaussian_scale", "bank_shift", "bank_scale")
+# what the Gaussian's distances, then the bank's, are divided by: the scorer tensor "fusion"
+FUSION_FIELDS = ("gaussian_scale", "bank_scale")
 
 
 def is_combined(scorer: dict[str, np.ndarray]) -> bool:
@@ -29,11 +29,11 @@ def is_combined(scorer: dict[str, np.ndarray]) -> bool:
 
 def fuse(gaussian: np.ndarray, bank: np.ndarray, fusion: np.ndarray) -> np.ndarray:
     """(B, h, w) Mahalanobis + (B, s, s) bank distances -> (B, h, w) fused, float32."""
-    g_shift, g_scale, k_shift, k_scale = (float(v) for v in fusion)
+    g_scale, k_scale = (float(v) for v in fusion)
     h, w = gaussian.shape[-2:]
     up = np.stack([cv2.resize(np.ascontiguousarray(k, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                    for k in bank]) if bank.shape[-2:] != (h, w) else bank
-    return ((gaussian - g_shift) / g_scale + (up - k_shift) / k_scale).astype(np.float32)
+    return (gaussian / g_scale + up / k_scale).astype(np.float32)
 
 
 class CpuCombined:
