@@ -1,5 +1,5 @@
-"""The combined scorer's distance on the CPU: Gaussian and memory bank, each
-divided by the mean image score of held-out good images under it, summed.
+"""The combined scorer's distance: Gaussian and memory bank, each divided by
+the mean image score of held-out good images under it, summed.
 
 The two distances live on different grids (Mahalanobis at stride 4, the
 bank at stride 8); the bank's is resized onto the Gaussian's grid with the
@@ -8,11 +8,13 @@ distance map and everything after it (unwarp, blur, image score, threshold)
 is the same code as for a single scorer. Since resizing, unwarping and
 blurring are linear, the fused map is the same normalised sum of the two
 scorers' own maps (up to the resize being done in two steps).
+
+`fuse` and `bilinear_resize` take the array module (NumPy or CuPy), so the
+CPU scorer here and the GPU one (runtime/gpu/combined.py) run the same code.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from cfnc_edge.model.coarse_to_fine import split_combined
@@ -27,13 +29,26 @@ def is_combined(scorer: dict[str, np.ndarray]) -> bool:
     return "fusion" in scorer
 
 
-def fuse(gaussian: np.ndarray, bank: np.ndarray, fusion: np.ndarray) -> np.ndarray:
-    """(B, h, w) Mahalanobis + (B, s, s) bank distances -> (B, h, w) fused, float32."""
+def bilinear_resize(x, h: int, w: int, xp=np):
+    """(B, sh, sw) -> (B, h, w) float32, half-pixel bilinear with clamped borders
+    (OpenCV's INTER_LINEAR when enlarging, which is the only use here)."""
+    def axis(n_out: int, n_in: int):
+        c = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(c).astype(np.int64)
+        frac = (c - lo).astype(np.float32)
+        return xp.asarray(lo), xp.asarray(np.minimum(lo + 1, n_in - 1)), xp.asarray(frac)
+    (r0, r1, fr), (c0, c1, fc) = axis(h, x.shape[-2]), axis(w, x.shape[-1])
+    x = x.astype(xp.float32)
+    rows = x[:, r0] * (1 - fr)[:, None] + x[:, r1] * fr[:, None]
+    return rows[:, :, c0] * (1 - fc) + rows[:, :, c1] * fc
+
+
+def fuse(gaussian, bank, fusion, xp=np):
+    """(B, h, w) Mahalanobis + (B, sh, sw) bank distances -> (B, h, w) fused, float32."""
     g_scale, k_scale = (float(v) for v in fusion)
     h, w = gaussian.shape[-2:]
-    up = np.stack([cv2.resize(np.ascontiguousarray(k, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-                   for k in bank]) if bank.shape[-2:] != (h, w) else bank
-    return (gaussian / g_scale + up / k_scale).astype(np.float32)
+    up = bilinear_resize(bank, h, w, xp) if bank.shape[-2:] != (h, w) else bank
+    return (gaussian / g_scale + up / k_scale).astype(xp.float32)
 
 
 class CpuCombined:
