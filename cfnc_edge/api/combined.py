@@ -29,8 +29,8 @@ import torch
 from tqdm import tqdm
 
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle
-from cfnc_edge.model.coarse_to_fine import CoarseToFine, split_combined
-from cfnc_edge.runtime.combined import FUSION_FIELDS, fuse
+from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.runtime.combined import FUSION_FIELDS, fuse, split_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps

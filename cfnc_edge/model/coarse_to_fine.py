@@ -15,7 +15,7 @@ Two feature heads (`ModelConfig.head`):
   the pooled mid-level taps and loses nothing by having 4x fewer positions;
 - "combined": both from one pass over the backbone, in one tensor: the
   projection's d channels, then the pooled channels repeated onto the
-  stride-4 grid (nearest neighbour, so `split_combined` recovers the pooled
+  stride-4 grid (nearest neighbour, so runtime/combined.split_combined recovers the pooled
   map exactly): what the combined scorer (Gaussian + bank) reads. One output
   keeps every backend, the export and its parity checks unchanged.
 """
@@ -64,20 +64,6 @@ class ModelConfig:
         """Channels of the feature map (needs `channels`, filled when the model is built)."""
         pooled = sum(self.channels[1:])
         return {"pooled": pooled, "combined": self.feature_dim + pooled}.get(self.head, self.feature_dim)
-
-
-def split_combined(features, dim: int, pooled_shape: tuple[int, int]):
-    """A combined head's output (B, d + C, h, w) -> (projection (B, d, h, w), pooled (B, C, sh, sw)).
-
-    The pooled part was repeated onto the h x w grid by nearest-neighbour
-    resizing (source row floor(i * sh / h)); row ceil(j * h / sh) is a copy of
-    source row j, so taking those rows and columns gives the pooled map back
-    exactly. Works on NumPy arrays and torch tensors alike.
-    """
-    (h, w), (sh, sw) = features.shape[-2:], pooled_shape
-    rows = [(j * h + sh - 1) // sh for j in range(sh)]
-    cols = [(j * w + sw - 1) // sw for j in range(sw)]
-    return features[:, :dim], features[:, dim:][:, :, rows][:, :, :, cols]
 
 
 def semi_orthogonal(d: int, c: int, seed: int) -> torch.Tensor:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfnc_edge.model.coarse_to_fine import split_combined
-from cfnc_edge.runtime.combined import fuse
+from cfnc_edge.runtime.combined import fuse, split_combined
 from cfnc_edge.runtime.gpu.knn import GpuNearestNeighbour
 from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
 
