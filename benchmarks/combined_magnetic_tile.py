@@ -1,6 +1,7 @@
 """Study: the per-position Gaussian, the memory bank, and their fusion, on the same features.
 
     python -m benchmarks.combined_magnetic_tile [--sets 50 disturbed50 disturbed] [--test-subset 100 50]
+    python -m benchmarks.combined_magnetic_tile --latency BUNDLE   # a `train --scorer combined` bundle
 
 Both scorers read the plain ImageNet EfficientNet-Lite0 at 224 px (PaDiM:
 projection head, d = 100, stride 4, Ledoit-Wolf; PatchCore: pooled head,
@@ -246,6 +247,41 @@ def write(rows: list[dict], a) -> None:
     md.write_text("\n".join(lines) + ("\n## Reading" + reading if reading else ""))
 
 
+def latency(bundle_path: str, repeats: int = 30) -> None:
+    """Distance step at batch 1 on one real frame's features: the Gaussian alone, the bank
+    alone and the combined scorer (both + fusion), interleaved so all see the same load;
+    the result is appended to the results file."""
+    from cfnc_edge.bundle import Bundle
+    from cfnc_edge.data.bundle_images import sample_images
+    from cfnc_edge.model.loading import load_model
+    from cfnc_edge.runtime.combined import CpuCombined, split_combined
+    from cfnc_edge.scoring.factor import load_scorer
+
+    bundle = Bundle.open(bundle_path)
+    t = load_scorer(bundle)
+    with torch.inference_mode():
+        feats = load_model(bundle)(torch.from_numpy(sample_images(bundle, None, 1)))[0].numpy()
+    combined = CpuCombined(**{k: t[k] for k in ("mean", "factor", "bank", "center", "fusion", "pooled_shape")})
+    proj, pooled = split_combined(feats, combined.dim, combined.pooled_shape)
+    runs = {"gaussian": (combined.gaussian, proj), "bank": (combined.bank, pooled), "combined": (combined, feats)}
+    ms: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(repeats + 2):  # two warm-up rounds
+        for k, (fn, x) in runs.items():
+            t0 = time.perf_counter()
+            fn(x)
+            if r >= 2:
+                ms[k].append(1000 * (time.perf_counter() - t0))
+    p50 = {k: float(np.median(v)) for k, v in ms.items()}
+    line = (f"Distance step at batch 1, p50 of {repeats} interleaved calls ({machine()}, shared): "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in p50.items())
+            + f" (bank {len(t['bank'])} rows, Gaussian {t['mean'].shape[0]} positions x d = {t['mean'].shape[1]}).")
+    print(line)
+    md = RESULTS / f"{NAME}.md"
+    head, sep, reading = md.read_text().partition("\n## Reading")
+    head = "\n".join(x for x in head.rstrip().split("\n") if not x.startswith("Distance step at batch 1"))
+    md.write_text(head + "\n\n" + line + "\n" + (sep + reading if sep else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/data/magnetic-tile")
@@ -254,7 +290,11 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/combo-cache/features")
     ap.add_argument("--sets", nargs="+", default=["50", "disturbed50"])
     ap.add_argument("--test-subset", nargs=2, type=int, metavar=("GOOD", "DEFECTIVE"))
+    ap.add_argument("--latency", metavar="BUNDLE", help="time the distance steps of a combined bundle instead")
     a = ap.parse_args()
+    if a.latency:
+        latency(a.latency)
+        return
     f = RESULTS / f"{NAME}.json"
     rows = [r for r in (json.loads(f.read_text()) if f.is_file() else []) if r["set"] not in a.sets]
     for kind in a.sets:

@@ -37,12 +37,14 @@ def combined_problem(rng, b=3, d=24, h=14, w=10, c=40, s=(7, 5)):
 
 
 def test_gpu_combined_matches_cpu(rng):
+    from cfnc_edge.runtime.gpu.combined import GpuCombined
     from cfnc_edge.runtime.gpu.scoring import GpuScoring
     from cfnc_edge.runtime.scoring import CpuScoring
 
     scorer, feats = combined_problem(rng)
     cpu = CpuScoring(scorer)
     gpu = GpuScoring(scorer, cupy.cuda.Stream(non_blocking=True))
+    assert isinstance(gpu.distance, GpuCombined)
     ref = cpu.distance(feats)
     with gpu.context():
         got = gpu.distance(cupy.asarray(feats))

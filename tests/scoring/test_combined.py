@@ -1,7 +1,7 @@
 """The combined scorer (Gaussian + memory bank, each normalised by held-out good
 scores, summed): the fusion against a float64 reference on random inputs, the
-combined head's split, a tiny train/eval/infer through the CLI, export parity
-on every CPU backend, and the GPU backends' refusal."""
+combined head's split, a tiny train/eval/infer through the CLI, and export
+parity on every CPU backend (the GPU one: tests/runtime/test_gpu_combined.py)."""
 
 import json
 import shutil
@@ -133,16 +133,6 @@ def test_combined_export_and_cpu_backends_agree(combined_bundle, tmp_path, tiny_
     for be in backends[1:]:
         for k in ("image_auroc", "pixel_auroc"):
             assert res[be].metrics[k] == pytest.approx(res["torch"].metrics[k], abs=1e-3)
-
-
-@pytest.mark.parametrize("backend", ["tensorrt", "torch-cuda", "torch-cuda-graphs"])
-def test_gpu_backends_refuse_a_combined_bundle(combined_bundle, backend):
-    from cfnc_edge.errors import CfncError
-    from cfnc_edge.runtime.backends import auto_backend, create_backend
-
-    with pytest.raises(CfncError, match="CPU backends only .*torch, onnxruntime, openvino"):
-        create_backend(combined_bundle, backend)
-    assert auto_backend(combined_bundle, "fp32") in ("torch", "onnxruntime", "openvino")
 
 
 def test_fused_threshold_comes_from_held_out_scores(combined_bundle):

@@ -18,10 +18,6 @@ __all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "c
            "tensorrt_available", "torch_cuda_available"]
 
 BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cuda-graphs", "openvino", "onnxruntime", "torch")
-GPU_BACKENDS = ("tensorrt", "torch-cuda", "torch-cuda-graphs")
-CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
-# scorers whose scoring exists on the CPU only (runtime/combined.py): GPU backends refuse them
-CPU_ONLY_SCORERS = ("combined",)
 
 
 def tensorrt_available() -> bool:
@@ -60,9 +56,6 @@ def auto_backend(bundle: Bundle, precision: str) -> str:
     from cfnc_edge.runtime.artefacts import ONNX_FILES
 
     tensorrt: list[str] = []
-    if bundle.scorer in CPU_ONLY_SCORERS:  # no GPU scoring for it: the CPU backends only
-        return choose_backend(precision, (), (), [p for p, f in ONNX_FILES.items() if bundle.has(f)],
-                              _openvino_preferred(bundle))
     if tensorrt_available():
         from cfnc_edge.runtime.gpu.engines import engine_precisions
 
@@ -73,16 +66,13 @@ def auto_backend(bundle: Bundle, precision: str) -> str:
 
         torch_cuda = tuple(PRECISIONS)
     onnx = [p for p, f in ONNX_FILES.items() if bundle.has(f)]
-    return choose_backend(precision, tensorrt, torch_cuda, onnx, _openvino_preferred(bundle))
-
-
-def _openvino_preferred(bundle: Bundle) -> bool:
     from cfnc_edge.runtime.backends.openvino_backend import (
         openvino_available,
         preferred_on_this_cpu,
     )
 
-    return openvino_available() and preferred_on_this_cpu(bundle)
+    openvino = openvino_available() and preferred_on_this_cpu(bundle)
+    return choose_backend(precision, tensorrt, torch_cuda, onnx, openvino)
 
 
 def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") -> FeatureBackend:
@@ -91,9 +81,6 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
     device raise a CfncError that names the install command."""
     if name == "auto":
         name = auto_backend(bundle, precision)
-    if name in GPU_BACKENDS and bundle.scorer in CPU_ONLY_SCORERS:
-        raise CfncError(f"the {bundle.scorer} scorer of {bundle.path} runs on the CPU backends only "
-                        f"({', '.join(CPU_BACKENDS)}), not on {name}: use --backend onnxruntime")
     if name == "torch":
         from cfnc_edge.runtime.backends.torch_backend import TorchBackend
 
