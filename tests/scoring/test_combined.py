@@ -145,3 +145,16 @@ def test_fused_threshold_comes_from_held_out_scores(combined_bundle):
     frames = [read_image(p) for p in image_paths(combined_bundle)]
     in_sample = [r.score for r in Inspector(combined_bundle, "torch")(frames)]
     assert combined_bundle.threshold > np.quantile(in_sample, 0.99)
+
+
+def test_refit_switches_a_trained_gaussian_bundle_to_combined(tiny_bundle, tiny_data, tmp_path):
+    from cfnc_edge.api import refit
+    from cfnc_edge.bundle import Bundle
+    from cfnc_edge.runtime.inspector import Inspector
+
+    dest = tmp_path / "b"
+    shutil.copytree(tiny_bundle.path, dest)
+    refit(dest, tiny_data, scorer="combined", bank_size=0.25, progress=False)
+    b = Bundle.open(dest)
+    assert b.scorer == "combined" and b.model_config["head"] == "combined"
+    assert Inspector(b, "torch").scoring.distance.__class__.__name__ == "CpuCombined"
