@@ -37,6 +37,7 @@ def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | Non
             log(f"fitting {scorer} on the same weights -> {path}")
             refit(path, data_root, scorer=scorer, bank_size=bank_size, progress=progress)
         bundle = Bundle.open(path)
+        files = (GAUSSIAN, BANK) if scorer == "combined" else (SCORER_FILES[scorer],)
         r = evaluate(Inspector(bundle, "torch"), data_root, path / "report", progress=progress)
         lat = run_bench(path, batch_sizes=(1,), warmup=3, repeats=repeats, combos=[("torch", "fp32")],
                         progress=False)[0]
@@ -44,8 +45,7 @@ def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | Non
                      "good_flagged": r.threshold.get("false_positive_rate"),
                      "defects_flagged": r.threshold.get("true_positive_rate"),
                      "p50_ms": lat["p50_ms"], "distance_ms": lat["distance_ms"],
-                     "scorer_mb": sum((path / f).stat().st_size for f in
-                                      ((GAUSSIAN, BANK) if scorer == "combined" else (SCORER_FILES[scorer],))) / 2**20})
+                     "scorer_mb": sum((path / f).stat().st_size for f in files) / 2**20})
         log(f"{scorer}: image AUROC {100 * r.metrics['image_auroc']:.1f}, PRO {100 * r.metrics['pro']:.1f}, "
             f"{lat['p50_ms']:.1f} ms")
     chosen, reason = recommend(rows)

@@ -21,9 +21,9 @@ def _model_cfg(backbone: str, image_size: int, feature_dim: int, ica: bool, fca:
 
 ScorerOpt = typer.Option("gaussian", help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
                                           "of good patches, nearest-neighbour distance: PatchCore's) | combined "
-                                          "(both, each normalised by held-out good scores, summed; CPU backends).")
-BankSizeOpt = typer.Option(0.1, help="knn: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
-MaxBankOpt = typer.Option(16384, help="knn: at most this many bank rows (0: no cap); bounds latency and memory.")
+                                          "(both, each normalised by held-out good scores, summed).")
+BankSizeOpt = typer.Option(0.1, help="knn, combined: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
+MaxBankOpt = typer.Option(16384, help="knn, combined: at most this many bank rows (0: no cap); bounds latency and memory.")
 HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
                                   "3x3 pooled) | combined (both). Default: the scorer's (gaussian: projection, "
                                   "knn: pooled, combined: combined).")

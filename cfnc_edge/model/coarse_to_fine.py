@@ -4,7 +4,7 @@ Input: uint8 RGB (B, 3, S, S), normalisation inside, so the exported graph
 takes raw frames. Output: the feature map the scorer reads, plus the ICA
 transform (needed to map the anomaly map back onto the unaligned frame).
 
-Two feature heads (`ModelConfig.head`):
+Three feature heads (`ModelConfig.head`):
 
 - "projection": all three taps, a fixed random projection to d channels at
   stride 4: what the per-position Gaussian is fitted on (the paper's recipe);
@@ -15,9 +15,10 @@ Two feature heads (`ModelConfig.head`):
   the pooled mid-level taps and loses nothing by having 4x fewer positions;
 - "combined": both from one pass over the backbone, in one tensor: the
   projection's d channels, then the pooled channels repeated onto the
-  stride-4 grid (nearest neighbour, so runtime/combined.split_combined recovers the pooled
-  map exactly): what the combined scorer (Gaussian + bank) reads. One output
-  keeps every backend, the export and its parity checks unchanged.
+  stride-4 grid (nearest neighbour, so runtime/combined.split_combined
+  recovers the pooled map exactly): what the combined scorer (Gaussian +
+  bank) reads. One output keeps every backend, the export and its parity
+  checks unchanged.
 """
 
 from __future__ import annotations
