@@ -158,3 +158,10 @@ def test_refit_switches_a_trained_gaussian_bundle_to_combined(tiny_bundle, tiny_
     b = Bundle.open(dest)
     assert b.scorer == "combined" and b.model_config["head"] == "combined"
     assert Inspector(b, "torch").scoring.distance.__class__.__name__ == "CpuCombined"
+
+
+def test_factor_precision_reads_the_gaussian_part_of_a_combined_head(combined_bundle):
+    from cfnc_edge.deploy.factor_precision import distance_change
+
+    c = distance_change(combined_bundle, "fp16", n=4)
+    assert c["images"] == 4 and c["max_rel_distance"] < 1e-2
