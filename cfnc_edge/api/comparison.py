@@ -1,4 +1,4 @@
-"""`compare`: fit both scorers on the same features, evaluate them, time them, recommend one."""
+"""`compare`: fit every scorer on the same features, evaluate them, time them, recommend one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from cfnc_edge.api.training import SCORERS, refit, train
-from cfnc_edge.bundle import SCORER_FILES, Bundle
+from cfnc_edge.bundle import BANK, GAUSSIAN, SCORER_FILES, Bundle
 from cfnc_edge.model.coarse_to_fine import ModelConfig
 from cfnc_edge.model.train import TrainConfig
 from cfnc_edge.report.bench import run_bench
@@ -20,9 +20,9 @@ from cfnc_edge.runtime.inspector import Inspector
 def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None = None,
             train_cfg: TrainConfig | None = None, bank_size: float = 0.1, repeats: int = 20,
             progress: bool = True, log=print) -> dict:
-    """Train once (model_cfg, train_cfg), fit the Gaussian and the memory bank on
-    that model's features (each with its own feature head), evaluate both on
-    test/, time them at batch 1 on this machine, and write <out>/compare.md.
+    """Train once (model_cfg, train_cfg), fit the Gaussian, the memory bank and
+    both combined on that model's features (each with its own feature head),
+    evaluate them on test/, time them at batch 1 on this machine, and write <out>/compare.md.
     Returns {"rows": [...], "recommended": scorer, "reason": ..., "bundle": path}."""
     out = Path(out)
     first = out / SCORERS[0]
@@ -37,6 +37,7 @@ def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | Non
             log(f"fitting {scorer} on the same weights -> {path}")
             refit(path, data_root, scorer=scorer, bank_size=bank_size, progress=progress)
         bundle = Bundle.open(path)
+        files = (GAUSSIAN, BANK) if scorer == "combined" else (SCORER_FILES[scorer],)
         r = evaluate(Inspector(bundle, "torch"), data_root, path / "report", progress=progress)
         lat = run_bench(path, batch_sizes=(1,), warmup=3, repeats=repeats, combos=[("torch", "fp32")],
                         progress=False)[0]
@@ -44,7 +45,7 @@ def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | Non
                      "good_flagged": r.threshold.get("false_positive_rate"),
                      "defects_flagged": r.threshold.get("true_positive_rate"),
                      "p50_ms": lat["p50_ms"], "distance_ms": lat["distance_ms"],
-                     "scorer_mb": (path / SCORER_FILES[scorer]).stat().st_size / 2**20})
+                     "scorer_mb": sum((path / f).stat().st_size for f in files) / 2**20})
         log(f"{scorer}: image AUROC {100 * r.metrics['image_auroc']:.1f}, PRO {100 * r.metrics['pro']:.1f}, "
             f"{lat['p50_ms']:.1f} ms")
     chosen, reason = recommend(rows)

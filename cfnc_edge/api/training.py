@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cfnc_edge.api.combined import fit_combined, write_combined_model
 from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, holds_lock
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
@@ -59,9 +60,9 @@ from cfnc_edge.scoring.memory_bank import (
 )
 from cfnc_edge.scoring.threshold import threshold_for_fpr
 
-SCORERS = ("gaussian", "knn")
+SCORERS = ("gaussian", "knn", "combined")
 # the feature head each scorer reads by default (model/coarse_to_fine.py)
-SCORER_HEADS = {"gaussian": "projection", "knn": "pooled"}
+SCORER_HEADS = {"gaussian": "projection", "knn": "pooled", "combined": "combined"}
 
 
 def cpu_score_fn(image_size: tuple[int, int], factor_precision: str = "fp32") -> ScoreFn:
@@ -178,6 +179,10 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         if scorer == "knn":
             fit_knn(bundle, model, images, bank_size, max_bank, train_cfg.seed, target_fpr, threshold,
                     train_cfg.batch_size, progress, frame_of=frame_of, **manifest)
+        elif scorer == "combined":
+            fit_and_write_combined(bundle, model, images, covariance, eps, folds, bank_size, max_bank,
+                                   train_cfg.seed, target_fpr, threshold, train_cfg.batch_size, progress,
+                                   frame_of=frame_of, **manifest)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold,
                                train_cfg.batch_size, progress, factor_precision, frame_of=frame_of, **manifest)
@@ -245,6 +250,28 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     return record
 
 
+def fit_and_write_combined(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
+                           folds: int, bank_size: float, max_bank: int | None, seed: int, target_fpr: float,
+                           threshold: float | None, batch_size: int, progress: bool,
+                           frame_of: np.ndarray | None = None, **manifest) -> dict:
+    """The combined scorer (api/combined.py) with its threshold for `target_fpr` from
+    cross-fitted fused scores (of whole frames when `images` are tiles: `frame_of`
+    their frame), written with the model. Returns the threshold record."""
+    if model.cfg.head != "combined":
+        raise CfncError(f"the combined scorer reads the combined feature head, not {model.cfg.head!r}: drop --head")
+    t0 = time.perf_counter()
+    fit, tensors, info, scores, angles = fit_combined(model, images, covariance, eps, folds, bank_size, max_bank,
+                                                      seed, batch_size, progress)
+    scores = scores if frame_of is None else frame_max(scores, frame_of)
+    record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold), "method": "cross-fit"}
+    compact = {"heldout_mean_score": float(scores.mean()), "ica_angles": angle_summary(angles)}
+    if "timing" in manifest:
+        manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    write_combined_model(bundle, model, fit, tensors, info, threshold=record, compactness=compact, **manifest)
+    return record
+
+
 def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.01,
                   value: float | None = None) -> dict:
     """Threshold from good images the bundle's Gaussian did not see (e.g. a
@@ -297,6 +324,9 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
         if scorer == "knn":
             fit_knn(bundle, model, images, bank_size, max_bank, 0, target_fpr, threshold, batch_size, progress,
                     frame_of=frame_of, data=data)
+        elif scorer == "combined":
+            fit_and_write_combined(bundle, model, images, covariance, eps, folds, bank_size, max_bank, 0,
+                                   target_fpr, threshold, batch_size, progress, frame_of=frame_of, data=data)
         else:
             _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold, batch_size,
                                progress, factor_precision, frame_of=frame_of, data=data)

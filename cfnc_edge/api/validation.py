@@ -60,7 +60,7 @@ RULES = {
     "folds": _int_at_least("--folds", 2),
     "target_fpr": Rule("--target-fpr", lambda v: _number(v) and 0 < v < 1, "a fraction in (0, 1), e.g. 0.01"),
     "covariance": _choice("--covariance", ("ledoit-wolf", "oas", "eps")),
-    "scorer": _choice("--scorer", ("gaussian", "knn")),
+    "scorer": _choice("--scorer", ("gaussian", "knn", "combined")),
     "threshold": _positive("--threshold"),
     "seed": _int_at_least("--seed", 0),
     "n": _int_at_least("--n", 1),

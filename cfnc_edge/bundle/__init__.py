@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 GAUSSIAN = "gaussian.safetensors"
 BANK = "bank.safetensors"  # the memory bank of good patches (scorer "knn", instead of the Gaussian)
-SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}
+SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}  # "combined" holds both (scoring/factor.load_scorer)
 # a reader retries when a writer committed (and cleaned up) while it was opening
 _OPEN_ATTEMPTS = 5
 
@@ -195,7 +195,7 @@ class Bundle:
 
     @property
     def scorer(self) -> str:
-        """Which scorer the bundle holds: "gaussian" (bundles from before the choice) or "knn"."""
+        """Which scorer the bundle holds: "gaussian" (bundles from before the choice), "knn" or "combined"."""
         return self.manifest.get("scorer", {}).get("kind", "gaussian")
 
     def scorer_tensors(self) -> dict[str, np.ndarray]:

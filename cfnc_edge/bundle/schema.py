@@ -43,7 +43,7 @@ SCHEMA = {
                 "fca": {"type": "boolean"},
                 "projection_seed": {"type": "integer", "minimum": 0},
                 "channels": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                "head": {"enum": ["projection", "pooled"]},
+                "head": {"enum": ["projection", "pooled", "combined"]},
             },
             "additionalProperties": False,
         },
@@ -53,7 +53,7 @@ SCHEMA = {
                            "dim": {"type": "integer", "minimum": 1}},
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
-        "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn"]}}},
+        "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn", "combined"]}}},
         # training on tiles (runtime/tiling.py): inspection tiles frames the same way
         "tiling": {
             "type": "object",

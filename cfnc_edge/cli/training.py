@@ -25,13 +25,15 @@ def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca:
 
 
 ScorerOpt = typer.Option("gaussian", help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
-                                          "of good patches, nearest-neighbour distance: PatchCore's).")
-BankSizeOpt = typer.Option(0.1, help="knn: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
-MaxBankOpt = typer.Option(16384, help="knn: at most this many bank rows (0: no cap); bounds latency and memory.")
+                                          "of good patches, nearest-neighbour distance: PatchCore's) | combined "
+                                          "(both, each normalised by held-out good scores, summed).")
+BankSizeOpt = typer.Option(0.1, help="knn, combined: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
+MaxBankOpt = typer.Option(16384, help="knn, combined: at most this many bank rows (0: no cap); bounds latency and memory.")
+HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
+                                  "3x3 pooled) | combined (both). Default: the scorer's (gaussian: projection, "
+                                  "knn: pooled, combined: combined).")
 _FACTOR_HELP = ("gaussian: store the whitening factor in fp32 | fp16 | int8 (per-row scales) for a faster "
                 "distance step, checked against fp32 first.")
-HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
-                                  "3x3 pooled). Default: the scorer's (gaussian: projection, knn: pooled).")
 DeviceOpt = typer.Option("auto", help="Where training and feature extraction run: auto (a CUDA GPU if PyTorch "
                                       "sees one, else the CPU) | cpu | cuda | cuda:N.")
 
@@ -109,7 +111,8 @@ def fit(
     folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
     target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
     threshold: Optional[float] = typer.Option(None),
-    scorer: Optional[str] = typer.Option(None, help="Switch scorer: gaussian | knn (default: the bundle's)."),
+    scorer: Optional[str] = typer.Option(None, help="Switch scorer: gaussian | knn | combined (default: the "
+                                                    "bundle's)."),
     bank_size: float = BankSizeOpt,
     max_bank: int = MaxBankOpt,
     head: Optional[str] = HeadOpt,

@@ -25,6 +25,7 @@ def distance_change(bundle: Bundle, precision: str, images: Path | None = None, 
     """Distances with the factor in `precision` against fp32, on n good images."""
     g = bundle.tensors(GAUSSIAN)
     feats, _ = create_backend(bundle, "auto")(sample_images(bundle, images, n))
+    feats = feats[:, :g["mean"].shape[1]]  # a combined head's projection channels come first (no-op otherwise)
     f = compress(g["factor"], precision)
     ref = CpuMahalanobis(g["mean"], g["factor"])(feats).astype(np.float64)
     got = CpuMahalanobis(g["mean"], f.values, scale=f.scale)(feats)

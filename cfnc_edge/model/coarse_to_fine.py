@@ -5,7 +5,7 @@ or [h, w]), normalisation inside, so the exported graph
 takes raw frames. Output: the feature map the scorer reads, plus the ICA
 transform (needed to map the anomaly map back onto the unaligned frame).
 
-Two feature heads (`ModelConfig.head`):
+Three feature heads (`ModelConfig.head`):
 
 - "projection": all three taps, a fixed random projection to d channels at
   stride 4: what the per-position Gaussian is fitted on (the paper's recipe);
@@ -13,7 +13,13 @@ Two feature heads (`ModelConfig.head`):
   one upsampled to stride 8 and concatenated (PatchCore's patch features):
   what the memory bank stores. Nearest-neighbour search compares patches with
   patches from any position, so it gains from the larger receptive field of
-  the pooled mid-level taps and loses nothing by having 4x fewer positions.
+  the pooled mid-level taps and loses nothing by having 4x fewer positions;
+- "combined": both from one pass over the backbone, in one tensor: the
+  projection's d channels, then the pooled channels repeated onto the
+  stride-4 grid (nearest neighbour, so runtime/combined.split_combined
+  recovers the pooled map exactly): what the combined scorer (Gaussian +
+  bank) reads. One output keeps every backend, the export and its parity
+  checks unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from cfnc_edge.model.backbones import build_backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HEADS = ("projection", "pooled")
+HEADS = ("projection", "pooled", "combined")
 
 
 @dataclass
@@ -44,7 +50,7 @@ class ModelConfig:
     fca: bool = True
     projection_seed: int = 0
     channels: list[int] = field(default_factory=list)  # filled from the backbone
-    head: str = "projection"  # "projection" (d channels, stride 4) | "pooled" (taps 2-3, stride 8)
+    head: str = "projection"  # "projection" (d channels, stride 4) | "pooled" (taps 2-3, stride 8) | "combined"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,7 +79,8 @@ class ModelConfig:
     @property
     def feature_channels(self) -> int:
         """Channels of the feature map (needs `channels`, filled when the model is built)."""
-        return sum(self.channels[1:]) if self.head == "pooled" else self.feature_dim
+        pooled = sum(self.channels[1:])
+        return {"pooled": pooled, "combined": self.feature_dim + pooled}.get(self.head, self.feature_dim)
 
 
 def semi_orthogonal(d: int, c: int, seed: int) -> torch.Tensor:
@@ -100,6 +107,7 @@ class CoarseToFine(nn.Module):
             for st in self.stages.eval():
                 x = st(x)
                 sizes.append(tuple(x.shape[-2:]))
+        self.tap_shapes: list[tuple[int, int]] = sizes  # (h, w) of each tap; the pooled head is at tap 2's
         self.ica = ImageAlignment(size=(h, w)) if cfg.ica else None
         self.fca = nn.ModuleList(FeatureAlignment(c, size=s) for c, s in zip(chans, sizes)) if cfg.fca else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255)
@@ -168,4 +176,7 @@ class CoarseToFine(nn.Module):
         """uint8 RGB (B,3,h,w) -> (features (B,C,h/s,w/s), ICA theta (B,2,3)); C, s set by the head."""
         x, theta = self.align_image(self.normalise(images_u8))
         taps = self.pyramid(x)
+        if self.cfg.head == "combined":
+            proj = self.project(taps)
+            return torch.cat([proj, F.interpolate(self.pool(taps), size=proj.shape[-2:], mode="nearest")], 1), theta
         return (self.pool(taps) if self.cfg.head == "pooled" else self.project(taps)), theta

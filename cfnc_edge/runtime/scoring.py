@@ -5,7 +5,8 @@ Inspector itself has no device branches: CPU backends score with NumPy and
 OpenCV on the host; GPU backends keep features, distances and maps on the
 device (runtime/gpu/scoring.py) and only scores and maps come back.
 Which distance is computed follows the bundle's scorer tensors: a
-per-position Gaussian (Mahalanobis) or a memory bank (nearest neighbour).
+per-position Gaussian (Mahalanobis), a memory bank (nearest neighbour), or
+both fused (runtime/combined.py; CPU only).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable, ContextManager, Protocol
 
 import numpy as np
 
+from cfnc_edge.runtime.combined import CpuCombined, is_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
@@ -37,8 +39,8 @@ class Scoring(Protocol):
 
 
 def is_bank(scorer: dict[str, np.ndarray]) -> bool:
-    """The scorer tensors of a bundle are a memory bank (else a per-position Gaussian)."""
-    return "bank" in scorer
+    """The scorer tensors of a bundle are a memory bank alone (else a per-position Gaussian, or both)."""
+    return "bank" in scorer and not is_combined(scorer)
 
 
 def already_scored(distances: np.ndarray) -> np.ndarray:
@@ -47,6 +49,9 @@ def already_scored(distances: np.ndarray) -> np.ndarray:
 
 
 def cpu_distance(scorer: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    if is_combined(scorer):
+        return CpuCombined(**{k: scorer[k] for k in ("mean", "factor", "bank", "center", "fusion", "pooled_shape")},
+                           factor_scale=scorer.get("factor_scale"))
     if is_bank(scorer):
         return CpuNearestNeighbour(scorer["bank"], scorer["center"])
     return CpuMahalanobis(scorer["mean"], scorer["factor"], scale=scorer.get("factor_scale"))

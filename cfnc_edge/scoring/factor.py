@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfnc_edge.bundle import GAUSSIAN, Bundle
+from cfnc_edge.bundle import BANK, GAUSSIAN, Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.scoring.packing import unpack
 
@@ -94,7 +94,10 @@ def load_gaussian(bundle: Bundle) -> dict[str, np.ndarray]:
 
 def load_scorer(bundle: Bundle) -> dict[str, np.ndarray]:
     """The bundle's scorer tensors as the runtime scores with them: a memory
-    bank as stored, a Gaussian with its factor in the recorded precision."""
+    bank as stored, a Gaussian with its factor in the recorded precision, or
+    (combined scorer) both, with the bank file's fusion constants."""
+    if bundle.scorer == "combined":
+        return {**load_gaussian(bundle), **bundle.tensors(BANK)}
     return bundle.scorer_tensors() if bundle.scorer == "knn" else load_gaussian(bundle)
 
 

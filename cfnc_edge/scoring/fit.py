@@ -108,12 +108,26 @@ def crossfit_scores(batches: Batches, fit: GaussianFit, score: ScoreFn) -> tuple
     total = _sum(fit.folds)
 
     def score_fold(j: int, idx: np.ndarray) -> np.ndarray:  # (len(idx), 2): score, mean distance
-        mean, cov = (total - fit.folds[j]).finalize(fit.eps, fit.covariance)
-        factor = whitening_factor(cov)
+        mean, factor = heldout_gaussian(fit, j, total)
         return np.concatenate([np.stack(score(mean, factor, feats, thetas), 1) for _, feats, thetas in batches(idx)])
 
     both = crossfit.crossfit_scores([np.flatnonzero(fit.fold_of == j) for j in range(len(fit.folds))], score_fold)
     return both[:, 0], both[:, 1]
+
+
+def heldout_gaussian(fit: GaussianFit, j: int, total: GaussianAccumulator) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, packed factor) of the Gaussian of every fold but j; `total` is the sum of all folds."""
+    mean, cov = (total - fit.folds[j]).finalize(fit.eps, fit.covariance)
+    return mean, whitening_factor(cov)
+
+
+def heldout_gaussians(fit: GaussianFit):
+    """For each fold: (its image indices, mean, packed factor of the Gaussian without it)."""
+    if len(fit.folds) < 2:
+        raise ValueError("cross-fitting needs at least 2 folds (and 2 images)")
+    total = _sum(fit.folds)
+    for j in range(len(fit.folds)):
+        yield (np.flatnonzero(fit.fold_of == j), *heldout_gaussian(fit, j, total))
 
 
 def write_model(bundle: Bundle, model: CoarseToFine, fit: GaussianFit, **manifest) -> None:

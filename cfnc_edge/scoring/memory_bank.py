@@ -18,6 +18,7 @@ fp16 bank on the GPU.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -59,15 +60,23 @@ def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 
     `bank` (M, C) float32 centred, `center` (C,), `part` (M,) int32.
     """
     model.eval()
+    return fit_bank(lambda idx: patch_features(model, images[idx], batch_size), len(images),
+                    model.cfg.positions, bank_size, seed, max_bank, part_images, progress)
+
+
+def fit_bank(part_features: Callable[[np.ndarray], np.ndarray], n: int, per_image: int, bank_size: float = 0.1,
+             seed: int = 0, max_bank: int | None = MAX_BANK, part_images: int = PART_IMAGES,
+             progress: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """fit_memory_bank on any feature source: part_features(image indices) -> their
+    patch features (len * per_image, C), asked for one part at a time."""
     t0 = time.perf_counter()
-    parts = split_parts(len(images), part_images, seed)
-    per_image = model.cfg.positions
-    total = len(images) * per_image
+    parts = split_parts(n, part_images, seed)
+    total = n * per_image
     target = bank_count(total, bank_size)
     target = min(target, max_bank) if max_bank else target
     rows, owner, radii = [], [], []
     for j, idx in enumerate(tqdm(parts, desc="memory bank", disable=not progress, unit="part", leave=False)):
-        x = patch_features(model, images[idx], batch_size)
+        x = part_features(idx)
         count = max(1, min(len(x), round(target * len(x) / total)))
         sel, radius = greedy_coreset(x, count, seed + j)
         rows.append(x[sel])

@@ -32,6 +32,7 @@ def test_compare_command_writes_both_bundles_and_a_recommendation(tiny_data, tmp
                                    "--epochs", "0", "--no-ica", "--no-fca", "--no-noncontrastive"])
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout[res.stdout.index("{"):])
-    assert rec["recommended"] in ("gaussian", "knn")
+    assert rec["recommended"] in ("gaussian", "knn", "combined")
+    assert all(f"| {s} |" in (out / "compare.md").read_text() for s in ("gaussian", "knn", "combined"))
     assert (out / "gaussian" / "manifest.json").is_file() and (out / "knn" / "bank.safetensors").is_file()
     assert f"Deploy `{rec['recommended']}`" in (out / "compare.md").read_text()

@@ -1,0 +1,112 @@
+"""Fitting the combined scorer: the per-position Gaussian and the memory bank
+on one model's two heads, each normalised by its own held-out good scores, summed.
+
+Neither scorer wins on every dataset (the Gaussian on thin cracks and small
+defects, the bank on posed parts and large areas; benchmarks/results/
+combined-magnetic-tile.md). The fused distance is
+
+    D_gauss / m_G + D_bank / m_K
+
+where m is the mean image score (map maximum) that cross-fitted good
+training images get under each scorer alone: each scorer is put in units of
+"a typical good part's worst patch", so neither dominates by its scale, and
+a patch that either scorer finds unusual stands out. Only good images set
+these constants; the mean of n scores is steadier than a threshold (on 50
+images the 1% threshold is their maximum), and a sum of non-negative
+distances keeps 0 for a perfect match, as the normalised score expects.
+The threshold is then set for the target false-alarm rate from the
+cross-fitted fused scores, as for the single scorers.
+
+Three passes over the good images, each one forward pass giving both heads:
+the Gaussian's fold sums, the bank part by part, then every image scored by
+the Gaussian without its fold and the bank without its part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle
+from cfnc_edge.model.alignment import ica_angle_degrees
+from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.runtime.combined import FUSION_FIELDS, fuse, split_combined
+from cfnc_edge.runtime.distance import CpuMahalanobis
+from cfnc_edge.runtime.knn import CpuNearestNeighbour
+from cfnc_edge.runtime.postprocess import anomaly_maps
+from cfnc_edge.scoring.crossfit import leave_part_out
+from cfnc_edge.scoring.fit import fit_gaussian, heldout_gaussians
+from cfnc_edge.scoring.memory_bank import MAX_BANK, fit_bank, split_parts
+
+
+def _heads(model: CoarseToFine, images: np.ndarray, batch_size: int):
+    """idx -> batches of (indices, projection (B,d,h,w), pooled (B,C,sh,sw), thetas), one forward pass each."""
+    dim, pooled_shape = model.cfg.feature_dim, model.tap_shapes[1]
+
+    def run(idx: np.ndarray):
+        for i in range(0, len(idx), batch_size):
+            sel = idx[i:i + batch_size]
+            feats, thetas = model.run(images[sel])
+            proj, pooled = split_combined(feats, dim, pooled_shape)
+            yield sel, np.ascontiguousarray(proj), np.ascontiguousarray(pooled), thetas
+    return run
+
+
+def _scores(dist: np.ndarray, thetas: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    maps = anomaly_maps(dist, thetas, size)
+    return maps.reshape(len(maps), -1).max(1)
+
+
+def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "ledoit-wolf", eps: float = 0.01,
+                 folds: int = 5, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
+                 batch_size: int = 32, progress: bool = True):
+    """uint8 good images -> (Gaussian fit, bank tensors with the fusion constants, bank info,
+    cross-fitted fused scores (N,), ICA angles (N,) in degrees)."""
+    model.eval()
+    heads = _heads(model, images, batch_size)
+    n, size = len(images), model.cfg.input_size
+    (h, w), (sh, sw) = model.tap_shapes[0], model.tap_shapes[1]
+    fit = fit_gaussian(lambda idx: ((s, p, t) for s, p, _, t in heads(idx)), n, h * w, model.cfg.feature_dim,
+                       covariance, eps, folds, seed)
+
+    def part_patches(idx):
+        x = np.concatenate([k for _, _, k, _ in heads(idx)])
+        return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+    tensors, info = fit_bank(part_patches, n, sh * sw, bank_size, seed, max_bank, progress=progress)
+
+    parts = split_parts(n, info["part_images"], info["seed"])
+    part_of = np.empty(n, np.int64)
+    for j, idx in enumerate(parts):
+        part_of[idx] = j
+    banks = [CpuNearestNeighbour(**{k: v for k, v in leave_part_out(tensors, j).items() if k != "part"})
+             for j in range(len(parts))]
+    gauss, bank = np.empty((n, h, w), np.float32), np.empty((n, sh, sw), np.float32)
+    thetas = np.empty((n, 2, 3), np.float32)
+    for idx, mean, factor in tqdm(heldout_gaussians(fit), total=len(fit.folds), desc="cross-fit",
+                                  disable=not progress, unit="fold", leave=False):
+        maha = CpuMahalanobis(mean, factor)
+        for sel, proj, pooled, th in heads(idx):
+            gauss[sel], thetas[sel] = maha(proj), th
+            for j in np.unique(part_of[sel]):
+                mine = part_of[sel] == j
+                bank[sel[mine]] = banks[j](pooled[mine])
+    # each scorer alone, as inference maps it (the bank's distances resized onto the Gaussian's grid as fused)
+    fusion = np.array([_scores(gauss, thetas, size).mean(),
+                       _scores(fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean()])
+    fused = _scores(fuse(gauss, bank, fusion), thetas, size)
+    tensors = {**tensors, "fusion": fusion, "pooled_shape": np.array([sh, sw], np.int64)}
+    info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score",
+            "fusion": dict(zip(FUSION_FIELDS, map(float, fusion))), "bank": info}
+    angles = ica_angle_degrees(thetas)
+    return fit, tensors, info, fused, angles
+
+
+def write_combined_model(bundle: Bundle, model: CoarseToFine, fit, tensors: dict[str, np.ndarray], info: dict,
+                         **manifest) -> None:
+    """Weights, the Gaussian and the bank (with the fusion constants) into the bundle."""
+    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    bundle.write({WEIGHTS: Bundle.tensor_bytes(weights),
+                  GAUSSIAN: Bundle.tensor_bytes({"mean": fit.mean.astype(np.float32),
+                                                 "factor": fit.factor.astype(np.float32)}),
+                  BANK: Bundle.tensor_bytes(tensors)},
+                 model=model.cfg.to_dict(), scorer=info, gaussian=fit.summary(), **manifest)
