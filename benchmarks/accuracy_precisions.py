@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks.common import machine
 from cfnc_edge.bundle import GAUSSIAN, Bundle
 from cfnc_edge.data.mvtec import MVTecDataset
-from cfnc_edge.images import preprocess
+from cfnc_edge.images import as_hw, preprocess
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.runtime.backends import create_backend
 from cfnc_edge.runtime.distance import CpuMahalanobis
@@ -40,13 +40,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "accuracy-precisions.md"))
     a = ap.parse_args()
     bundle = Bundle.open(a.bundle)
-    s = int(bundle.model_config["image_size"])
+    h, w = as_hw(bundle.model_config["image_size"])
     samples = MVTecDataset(a.data).test_samples()
     frames, masks = [], []
     for smp in samples:
         f, gt = smp.load()
         frames.append(f)
-        masks.append(cv2.resize(gt.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0)
+        masks.append(cv2.resize(gt.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0)
     masks = np.stack(masks)
     labels = np.array([smp.is_anomalous for smp in samples])
     g = bundle.tensors(GAUSSIAN)
@@ -60,10 +60,10 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - a backend not installed or not built is a row that says so
             rows.append(f"| {backend} {precision} | - | not measured: {exc} | | | |")
             continue
-        feats, thetas = zip(*(be(preprocess(frames[i:i + 8], s)) for i in range(0, len(frames), 8)))
+        feats, thetas = zip(*(be(preprocess(frames[i:i + 8], (h, w))) for i in range(0, len(frames), 8)))
         feats, thetas = np.concatenate(feats), np.concatenate(thetas)
         for p, scorer in scorers.items():
-            maps = np.concatenate([anomaly_maps(scorer(feats[i:i + 8]), thetas[i:i + 8], s)
+            maps = np.concatenate([anomaly_maps(scorer(feats[i:i + 8]), thetas[i:i + 8], (h, w))
                                    for i in range(0, len(feats), 8)])
             m = {"image": image_auroc(maps.reshape(len(maps), -1).max(1), labels),
                  "pixel": pixel_auroc(maps, masks), "pro": pro_score(maps, masks)}
