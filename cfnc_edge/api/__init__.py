@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "train": "training", "refit": "training", "set_threshold": "training", "run_demo": "training",
+    "train": "training", "refit": "training", "set_threshold": "training", "run_demo": "training", "recipe": "training",
     "infer_paths": "inspection", "expand_inputs": "inspection", "evaluate": "inspection",
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment", "set_factor_precision": "deployment",

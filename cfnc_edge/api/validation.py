@@ -61,6 +61,7 @@ RULES = {
     "target_fpr": Rule("--target-fpr", lambda v: _number(v) and 0 < v < 1, "a fraction in (0, 1), e.g. 0.01"),
     "covariance": _choice("--covariance", ("ledoit-wolf", "oas", "eps")),
     "scorer": _choice("--scorer", ("gaussian", "knn", "combined")),
+    "recipe": _choice("--recipe", ("pretrained", "paper")),
     "threshold": _positive("--threshold"),
     "seed": _int_at_least("--seed", 0),
     "n": _int_at_least("--n", 1),

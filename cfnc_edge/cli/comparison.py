@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from cfnc_edge.cli.app import app
+from cfnc_edge.cli.training import FcaOpt, IcaOpt, NcOpt, RecipeOpt
 
 
 @app.command()
@@ -16,10 +18,11 @@ def compare(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for both bundles and compare.md."),
     backbone: str = typer.Option("efficientnet-lite0"),
     image_size: str = typer.Option("224", help="S (short side, aspect kept) or HxW, as for train."),
-    epochs: int = typer.Option(10, help="Training epochs (0 with --no-ica --no-fca --no-noncontrastive: none)."),
-    ica: bool = typer.Option(True, "--ica/--no-ica"),
-    fca: bool = typer.Option(True, "--fca/--no-fca"),
-    noncontrastive: bool = typer.Option(True, "--noncontrastive/--no-noncontrastive"),
+    steps: int = typer.Option(300, help="Training steps, where the recipe trains."),
+    recipe: str = RecipeOpt,
+    ica: Optional[bool] = IcaOpt,
+    fca: Optional[bool] = FcaOpt,
+    noncontrastive: Optional[bool] = NcOpt,
     bank_size: float = typer.Option(0.1, help="knn: bank size, fraction or count of good patches."),
     seed: int = typer.Option(0),
 ):
@@ -29,8 +32,10 @@ def compare(
     from cfnc_edge.model.coarse_to_fine import ModelConfig
     from cfnc_edge.model.train import TrainConfig
 
-    r = api.compare(data, out, ModelConfig(backbone=backbone, image_size=parse_image_size(image_size), ica=ica, fca=fca),
-                    TrainConfig(epochs=epochs, noncontrastive=noncontrastive, seed=seed), bank_size=bank_size,
+    rc = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive)
+    r = api.compare(data, out, ModelConfig(backbone=backbone, image_size=parse_image_size(image_size), ica=rc["ica"],
+                                           fca=rc["fca"]),
+                    TrainConfig(steps=steps, noncontrastive=rc["noncontrastive"], seed=seed), bank_size=bank_size,
                     log=lambda m: typer.echo(m, err=True))
     typer.echo(json.dumps({k: r[k] for k in ("recommended", "reason", "bundle")}, indent=2))
     typer.echo(f"report: {out / 'compare.md'}", err=True)

@@ -24,9 +24,16 @@ def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca:
                        head=head)
 
 
-ScorerOpt = typer.Option("gaussian", help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
-                                          "of good patches, nearest-neighbour distance: PatchCore's) | combined "
-                                          "(both, each normalised by held-out good scores, summed).")
+ScorerOpt = typer.Option(None, help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
+                                    "of good patches, nearest-neighbour distance: PatchCore's) | combined "
+                                    "(both, each normalised by held-out good scores, summed). Default: the recipe's.")
+RecipeOpt = typer.Option("pretrained", help="pretrained (default: ImageNet features, no training, combined "
+                                            "scorer; the best measured) | paper (ICA + FCA + dense non-contrastive "
+                                            "training, Gaussian). --ica/--fca/--noncontrastive/--scorer override it.")
+IcaOpt = typer.Option(None, "--ica/--no-ica", help="Image-level coarse alignment (default: the recipe's).")
+FcaOpt = typer.Option(None, "--fca/--no-fca", help="Feature-level coarse alignment (default: the recipe's).")
+NcOpt = typer.Option(None, "--noncontrastive/--no-noncontrastive",
+                     help="Dense non-contrastive fine alignment (default: the recipe's).")
 BankSizeOpt = typer.Option(0.1, help="knn, combined: memory bank size, a fraction (< 1) or a count (>= 1) of good patches.")
 MaxBankOpt = typer.Option(16384, help="knn, combined: at most this many bank rows (0: no cap); bounds latency and memory.")
 HeadOpt = typer.Option(None, help="Feature head: projection (d channels, stride 4) | pooled (stride-8/16 taps, "
@@ -62,10 +69,10 @@ def train(
     fixed_predictor_lr: bool = typer.Option(True, "--fixed-predictor-lr/--decay-predictor-lr",
                                             help="Keep the predictor's lr constant, as SimSiam does."),
     fine_levels: str = typer.Option(_LEVELS, help="Pyramid levels (0,1,2 = strides 4,8,16) the fine loss is applied at."),
-    ica: bool = typer.Option(True, "--ica/--no-ica", help="Image-level coarse alignment."),
-    fca: bool = typer.Option(True, "--fca/--no-fca", help="Feature-level coarse alignment."),
-    noncontrastive: bool = typer.Option(True, "--noncontrastive/--no-noncontrastive",
-                                        help="Dense non-contrastive fine alignment."),
+    recipe: str = RecipeOpt,
+    ica: Optional[bool] = IcaOpt,
+    fca: Optional[bool] = FcaOpt,
+    noncontrastive: Optional[bool] = NcOpt,
     covariance: str = typer.Option("ledoit-wolf", help="ledoit-wolf | oas (shrinkage) | eps (fixed regulariser)."),
     eps: float = typer.Option(0.01, help="Covariance regulariser of --covariance eps."),
     folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
@@ -73,7 +80,7 @@ def train(
     threshold: Optional[float] = typer.Option(None, help="Set the decision threshold yourself."),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, help="Continue from <out>/checkpoint (settings come from it)."),
-    scorer: str = ScorerOpt,
+    scorer: Optional[str] = ScorerOpt,
     bank_size: float = BankSizeOpt,
     max_bank: int = MaxBankOpt,
     head: Optional[str] = HeadOpt,
@@ -84,11 +91,13 @@ def train(
                                        "then tiles frames the same way."),
     tile_overlap: float = TileOverlapOpt,
 ):
-    """Train the model, fit the scorer (Gaussian or memory bank) and write a bundle."""
+    """Train the model (if the recipe trains), fit the scorer and write a bundle."""
     from cfnc_edge import api
     from cfnc_edge.api.training import SCORER_HEADS
     from cfnc_edge.model.train import TrainConfig
 
+    r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
+    ica, fca, noncontrastive, scorer = r["ica"], r["fca"], r["noncontrastive"], r["scorer"]
     head = head or SCORER_HEADS.get(scorer, "projection")
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
                   TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
@@ -142,7 +151,8 @@ def generate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o"),
-    steps: int = typer.Option(20, help="Training steps (a few minutes on a CPU)."),
+    steps: int = typer.Option(20, help="Training steps of --recipe paper (a few minutes on a CPU)."),
+    recipe: str = RecipeOpt,
     n_train: int = typer.Option(200, help="Good training images (fewer than ~d = 100 makes the Gaussian unreliable)."),
     n_per_defect: int = typer.Option(10),
     image_size: int = typer.Option(224),
@@ -152,7 +162,7 @@ def demo(
     from cfnc_edge.api import run_demo
 
     result = run_demo(out, steps=steps, n_train=n_train, n_per_defect=n_per_defect,
-                      image_size=image_size, batch_size=batch_size)
+                      image_size=image_size, batch_size=batch_size, recipe_name=recipe)
     m = result.metrics
     typer.echo(f"image AUROC {100 * m['image_auroc']:.1f}  pixel AUROC {100 * m['pixel_auroc']:.1f}  "
                f"PRO {100 * m['pro']:.1f}")

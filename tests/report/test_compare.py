@@ -29,7 +29,7 @@ def test_compare_command_writes_both_bundles_and_a_recommendation(tiny_data, tmp
 
     out = tmp_path / "cmp"
     res = CliRunner().invoke(app, ["compare", str(tiny_data), "--out", str(out), "--image-size", str(TINY),
-                                   "--epochs", "0", "--no-ica", "--no-fca", "--no-noncontrastive"])
+                                   "--steps", "0", "--no-ica", "--no-fca", "--no-noncontrastive"])
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout[res.stdout.index("{"):])
     assert rec["recommended"] in ("gaussian", "knn", "combined")

@@ -1,0 +1,46 @@
+"""The recipes: what `train` does when the user names no method, and the paper's method one flag away."""
+
+import subprocess
+import sys
+
+import pytest
+
+from cfnc_edge.api import recipe
+from cfnc_edge.bundle import Bundle
+from cfnc_edge.errors import CfncError
+
+
+def test_the_default_recipe_is_pretrained_features_and_the_combined_scorer():
+    assert recipe() == {"ica": False, "fca": False, "noncontrastive": False, "scorer": "combined"}
+    assert recipe("paper") == {"ica": True, "fca": True, "noncontrastive": True, "scorer": "gaussian"}
+
+
+def test_flags_override_the_recipe_and_none_means_not_given():
+    assert recipe("paper", ica=False, scorer="knn", fca=None) == {
+        "ica": False, "fca": True, "noncontrastive": True, "scorer": "knn"}
+
+
+def test_an_unknown_recipe_is_one_clear_line():
+    with pytest.raises(CfncError, match="--recipe must be one of pretrained, paper, got 'fast'"):
+        recipe("fast")
+
+
+def _train(tiny_data, out, *flags):
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(out),
+                        "--image-size", "64", "--dim", "8", "--batch-size", "4", *flags],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    return Bundle.open(out)
+
+
+def test_cli_train_without_a_method_fits_both_scorers_on_untrained_features(tiny_data, tmp_path):
+    b = _train(tiny_data, tmp_path / "b")
+    assert b.scorer == "combined" and b.model_config["head"] == "combined"
+    assert not b.model_config["ica"] and not b.model_config["fca"]
+    assert b.manifest["history"] == []  # nothing was trained
+
+
+def test_cli_train_with_the_paper_recipe_trains_ica_fca_and_the_fine_alignment(tiny_data, tmp_path):
+    b = _train(tiny_data, tmp_path / "b", "--recipe", "paper", "--steps", "2")
+    assert b.scorer == "gaussian" and b.model_config["ica"] and b.model_config["fca"]
+    assert b.manifest["train"]["noncontrastive"] and b.manifest["history"][-1]["step"] == 2
