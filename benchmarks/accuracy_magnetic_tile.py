@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import resource
 import time
 import warnings
@@ -215,8 +216,8 @@ def _p(v) -> str:
 def write_markdown(rows: list[dict], a) -> None:
     order = {k: i for i, k in enumerate(CONFIGS)}
     lines = ["# Accuracy on magnetic-tile", "",
-             f"Machine: {machine()}; shared with 6 other sessions running their own jobs (load average 20-30 on "
-             "2 cores), so times are upper bounds.",
+             f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} when the table was written (other "
+             "jobs share the machine: times are upper bounds).",
              f"Data: `{a.data}` (762 train/good, 190 test/good, 392 defective); `50` = 50 train/good images "
              "(seeded draw), same test set; `disturbed` = Table 3 spatial protocol (zoom 0.8-1.2, rotation +-30 "
              "degrees, h/v flips on train and test, masks alike). 224 px, d = 100. Training: the defaults "
