@@ -42,6 +42,15 @@ def exported(tiny_bundle, tmp_path_factory):
     return Bundle.open(dest), report
 
 
+def exported_copy(bundle, dest):
+    """A copy of `bundle` at `dest`, exported (ONNX fp32/fp16): (the copy, export's parity report)."""
+    from cfnc_edge.api import export
+
+    shutil.copytree(bundle.path, dest)
+    report = export(dest, log=lambda m: None)
+    return Bundle.open(dest), report
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 
 from cfnc_edge.runtime.gpu.device import missing
+from tests.gpu_support import gpu_module
 
-cupy = pytest.importorskip("cupy")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver
-    HAVE_GPU = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs an NVIDIA GPU")]
+cupy, pytestmark = gpu_module("the CUDA kernel path needs CuPy")
 
 from test_kernel import random_problem, reference  # noqa: E402
 

@@ -3,14 +3,10 @@ float64 in tests/scoring/test_combined.py), on random data, and through
 GpuScoring's maps. Skipped without CuPy and an NVIDIA GPU."""
 
 import numpy as np
-import pytest
 
-cupy = pytest.importorskip("cupy", reason="the GPU combined scorer needs CuPy")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver
-    HAVE_GPU = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs an NVIDIA GPU")]
+from tests.gpu_support import gpu_module
+
+cupy, pytestmark = gpu_module("the GPU combined scorer needs CuPy")
 
 # The GPU keeps the whitening factor and the bank in fp16 (as for the single
 # scorers); both GPU distances agree with float64 on the fp16-rounded tensors

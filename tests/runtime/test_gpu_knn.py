@@ -4,12 +4,9 @@ Skipped without CuPy and an NVIDIA GPU (as every GPU test here)."""
 import numpy as np
 import pytest
 
-cupy = pytest.importorskip("cupy", reason="the GPU memory-bank path needs CuPy")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver
-    HAVE_GPU = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs an NVIDIA GPU")]
+from tests.gpu_support import gpu_module
+
+cupy, pytestmark = gpu_module("the GPU memory-bank path needs CuPy")
 
 
 @pytest.mark.parametrize("storage", ["fp32", "fp16"])

@@ -6,12 +6,9 @@ test_nonsquare.py."""
 import numpy as np
 import pytest
 
-cupy = pytest.importorskip("cupy")
-try:
-    HAVE_GPU = cupy.cuda.runtime.getDeviceCount() > 0
-except Exception:  # noqa: BLE001 - no driver
-    HAVE_GPU = False
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAVE_GPU, reason="needs an NVIDIA GPU")]
+from tests.gpu_support import gpu_module
+
+cupy, pytestmark = gpu_module("the GPU non-square path needs CuPy")
 
 from test_nonsquare import HW, TOLERANCE, float64_maps, frames, wide  # noqa: E402,F401 - fixtures
 

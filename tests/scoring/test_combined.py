@@ -119,15 +119,12 @@ def test_infer_and_eval_with_the_combined_scorer(combined_bundle, tiny_data, tmp
 
 
 def test_combined_export_and_cpu_backends_agree(combined_bundle, tmp_path, tiny_data):
-    from cfnc_edge.api import evaluate, export
-    from cfnc_edge.bundle import Bundle
+    from cfnc_edge.api import evaluate
     from cfnc_edge.runtime.backends.openvino_backend import openvino_available
+    from tests.conftest import exported_copy
 
-    dest = tmp_path / "b"
-    shutil.copytree(combined_bundle.path, dest)
-    report = export(dest, log=lambda m: None)
+    b, report = exported_copy(combined_bundle, tmp_path / "b")
     assert report["fp32"]["max_rel"] <= 1e-3 and report["fp16"]["mean_rel"] <= 2e-2
-    b = Bundle.open(dest)
     backends = ["torch", "onnxruntime"] + (["openvino"] if openvino_available() else [])
     res = {be: evaluate(b, tiny_data, backend=be, progress=False) for be in backends}
     for be in backends[1:]:

@@ -143,15 +143,12 @@ def test_crossfitted_threshold_exceeds_in_sample_scores(knn_bundle):
 def test_knn_export_and_backends_agree(knn_bundle, tmp_path, tiny_data):
     import onnx
 
-    from cfnc_edge.api import evaluate, export
-    from cfnc_edge.bundle import Bundle
+    from cfnc_edge.api import evaluate
     from cfnc_edge.runtime.artefacts import ONNX_FILES
+    from tests.conftest import exported_copy
 
-    dest = tmp_path / "b"
-    shutil.copytree(knn_bundle.path, dest)
-    report = export(dest, log=lambda m: None)
+    b, report = exported_copy(knn_bundle, tmp_path / "b")
     assert report["fp32_distances"]["max_rel"] <= 1e-3 and report["fp16_distances"]["mean_rel"] <= 2e-2
-    b = Bundle.open(dest)
     g = onnx.load(str(b.verify(ONNX_FILES["fp32"])))
     assert [o.name for o in g.graph.output] == ["features", "theta", "distances"]
     res = {be: evaluate(b, tiny_data, backend=be, progress=False) for be in ("torch", "onnxruntime")}
