@@ -59,7 +59,7 @@ def _scores(dist: np.ndarray, thetas: np.ndarray, size: tuple[int, int]) -> np.n
 
 def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "ledoit-wolf", eps: float = 0.01,
                  folds: int = 5, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
-                 batch_size: int = 32, progress: bool = True):
+                 batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None):
     """uint8 good images -> (Gaussian fit, bank tensors with the fusion constants, bank info,
     cross-fitted fused scores (N,), ICA angles (N,) in degrees)."""
     model.eval()
@@ -67,14 +67,14 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
     n, size = len(images), model.cfg.input_size
     (h, w), (sh, sw) = model.tap_shapes[0], model.tap_shapes[1]
     fit = fit_gaussian(lambda idx: ((s, p, t) for s, p, _, t in heads(idx)), n, h * w, model.cfg.feature_dim,
-                       covariance, eps, folds, seed)
+                       covariance, eps, folds, seed, groups)
 
     def part_patches(idx):
         x = np.concatenate([k for _, _, k, _ in heads(idx)])
         return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-    tensors, info = fit_bank(part_patches, n, sh * sw, bank_size, seed, max_bank, progress=progress)
+    tensors, info = fit_bank(part_patches, n, sh * sw, bank_size, seed, max_bank, progress=progress, groups=groups)
 
-    parts = split_parts(n, info["part_images"], info["seed"])
+    parts = split_parts(n, info["part_images"], info["seed"], groups)
     part_of = np.empty(n, np.int64)
     for j, idx in enumerate(parts):
         part_of[idx] = j

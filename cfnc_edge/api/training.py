@@ -122,7 +122,8 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
     (of whole frames when `images` are tiles: `frame_of` their frame)."""
     t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
-    fit = fit_gaussian(batches, len(images), model.cfg.positions, model.cfg.feature_channels, covariance, eps, folds)
+    fit = fit_gaussian(batches, len(images), model.cfg.positions, model.cfg.feature_channels, covariance, eps, folds,
+                       groups=frame_of)
     scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.input_size, factor_precision))
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
@@ -171,9 +172,11 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         r = recipe(scorer=scorer)
         scorer = r["scorer"]
         model_cfg = ModelConfig(ica=r["ica"], fca=r["fca"], head=SCORER_HEADS.get(scorer, "projection"))
-        train_cfg = train_cfg or TrainConfig(noncontrastive=r["noncontrastive"])
+        # the recipe decides what trains, also when only a TrainConfig (budget, lr) was given
+        train_cfg = dataclasses.replace(train_cfg or TrainConfig(), noncontrastive=r["noncontrastive"])
     scorer = scorer or HEAD_SCORERS.get(model_cfg.head, "gaussian")
     train_cfg = train_cfg or TrainConfig()
+    _check_head(scorer, model_cfg.head, resumed=resume)
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
           lr_heads=train_cfg.lr_heads, seed=train_cfg.seed, covariance=covariance, eps=eps, folds=folds,
@@ -253,9 +256,9 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     """Fit the memory bank on good images, write it with the model, and set the
     threshold for `target_fpr` from cross-fitted scores (each image scored by a
     bank built without its part). Returns the threshold record."""
-    tensors, info = fit_memory_bank(model, images, bank_size, seed, max_bank, batch_size=batch_size,
+    tensors, info = fit_memory_bank(model, images, bank_size, seed, max_bank, batch_size=batch_size, groups=frame_of,
                                     progress=progress)
-    parts = split_parts(len(images), info["part_images"], info["seed"])
+    parts = split_parts(len(images), info["part_images"], info["seed"], frame_of)
     size = model.cfg.input_size
     angles = np.zeros(len(images))
 
@@ -287,11 +290,9 @@ def fit_and_write_combined(bundle: Bundle, model: CoarseToFine, images: np.ndarr
     """The combined scorer (api/combined.py) with its threshold for `target_fpr` from
     cross-fitted fused scores (of whole frames when `images` are tiles: `frame_of`
     their frame), written with the model. Returns the threshold record."""
-    if model.cfg.head != "combined":
-        raise CfncError(f"the combined scorer reads the combined feature head, not {model.cfg.head!r}: drop --head")
     t0 = time.perf_counter()
     fit, tensors, info, scores, angles = fit_combined(model, images, covariance, eps, folds, bank_size, max_bank,
-                                                      seed, batch_size, progress)
+                                                      seed, batch_size, progress, groups=frame_of)
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold), "method": "cross-fit"}
     compact = {"heldout_mean_score": float(scores.mean()), "ica_angles": angle_summary(angles)}
@@ -328,19 +329,24 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     the head, so a trained bundle can be given either scorer without training again.
     `factor_precision` (default: the bundle's) is checked again on the new factor."""
     check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-          batch_size=batch_size, factor_precision=factor_precision, device=device)
+          batch_size=batch_size, factor_precision=factor_precision, device=device, head=head)
     torch_device = resolve_device(device)
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer
     check(scorer=scorer)
-    previous = bundle.manifest.get("gaussian", {"eps": 0.01})
+    # a bundle without a Gaussian (knn) gets the default estimator; an old Gaussian bundle keeps its eps
+    previous = bundle.manifest.get("gaussian", {"eps": 0.01, "covariance": "ledoit-wolf"})
     if factor_precision is None:  # keep the bundle's setting, or fp32 for a scorer without a factor
         factor_precision = previous.get("factor_precision", "fp32") if scorer == "gaussian" else "fp32"
+        if scorer == "combined" and previous.get("factor_precision", "fp32") != "fp32":
+            warnings.warn(f"the refitted factor is stored in fp32 (it was {previous['factor_precision']}); set it "
+                          "again with `cfnc-edge factor-precision`", RuntimeWarning, stacklevel=2)
     _check_factor_scorer(scorer, factor_precision)
     covariance = previous.get("covariance", "eps") if covariance is None else covariance
     eps = previous["eps"] if eps is None else eps
     model = load_model(bundle).to(torch_device)
     new_head = head or (model.cfg.head if scorer == bundle.scorer else SCORER_HEADS[scorer])
+    _check_head(scorer, new_head)
     paths = MVTecDataset(data_root).train_images()
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
@@ -365,8 +371,19 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
 
 def _check_factor_scorer(scorer: str, factor_precision: str) -> None:
     if scorer != "gaussian" and factor_precision != "fp32":
-        raise CfncError(f"--factor-precision {factor_precision} needs the gaussian scorer: the {scorer} scorer "
-                        "has no whitening factor; drop --factor-precision or use --scorer gaussian")
+        after = ("; for the combined scorer set it after training: `cfnc-edge factor-precision`"
+                 if scorer == "combined" else "")
+        raise CfncError(f"--factor-precision {factor_precision} at fit time needs the gaussian scorer: drop "
+                        f"--factor-precision or use --scorer gaussian{after}")
+
+
+def _check_head(scorer: str, head: str, resumed: bool = False) -> None:
+    """Before any work: the combined scorer reads the combined head, and only it does
+    (a Gaussian on the combined head would be d + C wide; a bank would hold repeated rows)."""
+    if (scorer == "combined") != (head == "combined"):
+        why = (f"the resumed checkpoint has the {head} head: resume with --scorer {HEAD_SCORERS.get(head, 'gaussian')}"
+               if resumed else "drop --head, or choose the scorer that reads it")
+        raise CfncError(f"--scorer {scorer} does not read the {head} feature head; {why}")
 
 
 def _record_factor_precision(bundle: Bundle, precision: str, progress: bool) -> None:

@@ -62,6 +62,7 @@ RULES = {
     "covariance": _choice("--covariance", ("ledoit-wolf", "oas", "eps")),
     "scorer": _choice("--scorer", ("gaussian", "knn", "combined")),
     "recipe": _choice("--recipe", ("pretrained", "paper")),
+    "head": _choice("--head", ("projection", "pooled", "combined")),
     "threshold": _positive("--threshold"),
     "seed": _int_at_least("--seed", 0),
     "n": _int_at_least("--n", 1),

@@ -97,8 +97,10 @@ def train(
     from cfnc_edge.model.train import TrainConfig
 
     r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
-    ica, fca, noncontrastive, scorer = r["ica"], r["fca"], r["noncontrastive"], r["scorer"]
-    head = head or SCORER_HEADS.get(scorer, "projection")
+    ica, fca, noncontrastive = r["ica"], r["fca"], r["noncontrastive"]
+    # a resumed run keeps its checkpoint's model (and so its head's scorer) unless --scorer is given
+    scorer = scorer if resume else r["scorer"]
+    head = head or SCORER_HEADS.get(scorer or r["scorer"], "projection")
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
                   TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
                               lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,

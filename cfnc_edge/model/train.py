@@ -95,7 +95,10 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CfncError(f"--device {device}: PyTorch sees no CUDA GPU here (torch {torch.__version__}, "
                         f"built for CUDA {torch.version.cuda}); use --device cpu, or `cfnc-edge doctor` for why")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CfncError(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    return dev
 
 
 class Trainer:

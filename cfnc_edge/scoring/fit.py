@@ -64,10 +64,14 @@ class GaussianFit:
                 "shrinkage_max": float(self.shrinkage.max())}
 
 
-def assign_folds(n: int, folds: int, seed: int = 0) -> np.ndarray:
-    """Balanced random fold labels; never more folds than images."""
-    k = max(1, min(folds, n))
-    return np.random.default_rng(seed).permutation(np.arange(n) % k)
+def assign_folds(n: int, folds: int, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Balanced random fold labels; never more folds than images. With `groups`
+    (e.g. the frame of each tile), a group's members share a fold, so a held-out
+    tile is never scored by a Gaussian fitted on its own frame's other tiles."""
+    _, member_of = np.unique(np.arange(n) if groups is None else groups, return_inverse=True)
+    m = int(member_of.max()) + 1 if n else 0
+    k = max(1, min(folds, m))
+    return np.random.default_rng(seed).permutation(np.arange(m) % k)[member_of]
 
 
 def model_batches(model: CoarseToFine, images: np.ndarray, batch_size: int = 32, progress: bool = True) -> Batches:
@@ -82,9 +86,9 @@ def model_batches(model: CoarseToFine, images: np.ndarray, batch_size: int = 32,
 
 
 def fit_gaussian(batches: Batches, n: int, positions: int, dim: int, covariance: str = "ledoit-wolf",
-                 eps: float = 0.01, folds: int = 5, seed: int = 0) -> GaussianFit:
-    """The Gaussian of all n images, and the per-fold sums, in one pass."""
-    fold_of = assign_folds(n, folds, seed)
+                 eps: float = 0.01, folds: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> GaussianFit:
+    """The Gaussian of all n images, and the per-fold sums, in one pass (folds over `groups` if given)."""
+    fold_of = assign_folds(n, folds, seed, groups)
     accs = [GaussianAccumulator(positions, dim) for _ in range(int(fold_of.max()) + 1)]
     angles = np.zeros(n)
     for sel, feats, thetas in batches(np.arange(n)):

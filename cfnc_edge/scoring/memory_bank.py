@@ -34,10 +34,14 @@ PART_IMAGES = 64
 MAX_BANK = 16384
 
 
-def split_parts(n: int, part_images: int, seed: int) -> list[np.ndarray]:
-    """Image indices in seeded random parts of at most part_images (at least 2 parts when n >= 2)."""
-    k = max(2 if n >= 2 else 1, -(-n // part_images))
-    return [np.sort(p) for p in np.array_split(np.random.default_rng(seed).permutation(n), k)]
+def split_parts(n: int, part_images: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Image indices in seeded random parts of about part_images (at least 2 parts when
+    there are 2 groups). With `groups` (e.g. the frame of each tile) a group stays in one
+    part, so leaving a part out leaves out every tile of its frames."""
+    _, member_of = np.unique(np.arange(n) if groups is None else groups, return_inverse=True)
+    m = int(member_of.max()) + 1 if n else 0
+    k = min(max(2 if m >= 2 else 1, -(-n // part_images)), max(m, 1))
+    return [np.flatnonzero(np.isin(member_of, p)) for p in np.array_split(np.random.default_rng(seed).permutation(m), k)]
 
 
 def patch_features(model: CoarseToFine, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -51,7 +55,7 @@ def patch_features(model: CoarseToFine, images: np.ndarray, batch_size: int = 32
 
 def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 0.1, seed: int = 0,
                     max_bank: int | None = MAX_BANK, part_images: int = PART_IMAGES, batch_size: int = 32,
-                    progress: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+                    progress: bool = True, groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """uint8 good images (N, 3, h, w) -> (bank tensors, fit info).
 
     bank_size: a fraction (< 1) of all patches, or a total count (>= 1), at
@@ -61,16 +65,16 @@ def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 
     """
     model.eval()
     return fit_bank(lambda idx: patch_features(model, images[idx], batch_size), len(images),
-                    model.cfg.positions, bank_size, seed, max_bank, part_images, progress)
+                    model.cfg.positions, bank_size, seed, max_bank, part_images, progress, groups)
 
 
 def fit_bank(part_features: Callable[[np.ndarray], np.ndarray], n: int, per_image: int, bank_size: float = 0.1,
              seed: int = 0, max_bank: int | None = MAX_BANK, part_images: int = PART_IMAGES,
-             progress: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+             progress: bool = True, groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """fit_memory_bank on any feature source: part_features(image indices) -> their
     patch features (len * per_image, C), asked for one part at a time."""
     t0 = time.perf_counter()
-    parts = split_parts(n, part_images, seed)
+    parts = split_parts(n, part_images, seed, groups)
     total = n * per_image
     target = bank_count(total, bank_size)
     target = min(target, max_bank) if max_bank else target

@@ -44,3 +44,23 @@ def test_cli_train_with_the_paper_recipe_trains_ica_fca_and_the_fine_alignment(t
     b = _train(tiny_data, tmp_path / "b", "--recipe", "paper", "--steps", "2")
     assert b.scorer == "gaussian" and b.model_config["ica"] and b.model_config["fca"]
     assert b.manifest["train"]["noncontrastive"] and b.manifest["history"][-1]["step"] == 2
+
+
+@pytest.mark.parametrize("scorer, head", [("gaussian", "combined"), ("knn", "combined"), ("combined", "pooled")])
+def test_a_scorer_that_does_not_read_the_head_is_refused_before_any_work(tiny_data, tmp_path, scorer, head):
+    from cfnc_edge.api import train
+    from cfnc_edge.model.coarse_to_fine import ModelConfig
+    from cfnc_edge.model.train import TrainConfig
+
+    with pytest.raises(CfncError, match=f"--scorer {scorer} does not read the {head} feature head"):
+        train(tiny_data, tmp_path / "b", ModelConfig(image_size=64, feature_dim=8, head=head), TrainConfig(steps=0),
+              scorer=scorer, progress=False)
+    assert not (tmp_path / "b" / "versions").exists()
+
+
+def test_a_train_config_alone_keeps_the_recipes_choice_of_what_trains(tiny_data, tmp_path):
+    from cfnc_edge.api import train
+    from cfnc_edge.model.train import TrainConfig
+
+    b = train(tiny_data, tmp_path / "b", train_cfg=TrainConfig(steps=3, batch_size=4), progress=False)
+    assert b.scorer == "combined" and b.manifest["history"] == [] and not b.manifest["train"]["noncontrastive"]
