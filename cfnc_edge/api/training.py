@@ -9,6 +9,7 @@ cross-fitted scores: every good image scored by a scorer fitted without it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 
 from cfnc_edge.api.combined import fit_combined, write_combined_model
 from cfnc_edge.api.validation import check
-from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, holds_lock
+from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, holds_lock
+from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
@@ -61,6 +63,7 @@ from cfnc_edge.scoring.memory_bank import (
 from cfnc_edge.scoring.threshold import threshold_for_fpr
 
 SCORERS = ("gaussian", "knn", "combined")
+TILING_STATE = "tiling.json"
 # the feature head each scorer reads by default (model/coarse_to_fine.py)
 SCORER_HEADS = {"gaussian": "projection", "knn": "pooled", "combined": "combined"}
 HEAD_SCORERS = {head: scorer for scorer, head in SCORER_HEADS.items()}
@@ -188,6 +191,9 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
     tiling = Tiling.parse(tile, tile_overlap)
+    tiling_file = ckpt / TILING_STATE  # the checkpoint's model and train configs do not hold the tiling
+    if resume and tiling is None and tiling_file.is_file():
+        tiling = Tiling.from_dict(json.loads(tiling_file.read_text()))
     if not resume:
         size = model_cfg.image_size if tiling is None or not isinstance(model_cfg.image_size, int) else \
             [model_cfg.image_size] * 2
@@ -199,6 +205,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     trainer = Trainer(model, train_cfg)
     if resume:
         trainer.load_checkpoint(ckpt)
+    elif tiling is not None and trainer.trainable:
+        atomic_write(tiling_file, strict_json(tiling.to_dict()).encode())
     history = trainer.fit(torch.from_numpy(images), ckpt if trainer.trainable else None, progress)
     t_train = time.perf_counter() - t0
 

@@ -112,3 +112,7 @@ def test_training_on_tiles_fits_tile_positions_and_tiles_inspection(tiny_data, t
     r = insp([frame])[0]
     assert r.map.shape == frame.shape[:2]
     assert Inspector(b, "torch", tile=Tiling(overlap=0.5)).tiling.overlap == 0.5  # the caller's choice wins
+    # a resumed run keeps the tiling it was started with (the checkpoint's configs do not hold it)
+    resumed = train(tiny_data, tmp_path / "b", resume=True, progress=False)
+    assert resumed.manifest["tiling"] == b.manifest["tiling"]
+    assert resumed.manifest["data"]["fit_tiles"] == b.manifest["data"]["fit_tiles"]
