@@ -162,3 +162,22 @@ def test_factor_precision_reads_the_gaussian_part_of_a_combined_head(combined_bu
 
     c = distance_change(combined_bundle, "fp16", n=4)
     assert c["images"] == 4 and c["max_rel_distance"] < 1e-2
+
+
+def test_calibrate_and_stream_run_a_combined_bundle(combined_bundle, tmp_path, tiny_data):
+    """The commands the combined scorer reaches through the export and the Inspector:
+    INT8 calibration of its model and a stream of frames with its verdicts."""
+    import json
+
+    from cfnc_edge.api import calibrate, stream
+    from cfnc_edge.bundle import Bundle
+    from tests.conftest import exported_copy
+
+    b, _ = exported_copy(combined_bundle, tmp_path / "b")
+    calibrate(b, n=8, log=lambda m: None)
+    assert "calibration" in Bundle.open(b.path).manifest
+    out = tmp_path / "verdicts.jsonl"
+    summary = stream(b.path, [str(tiny_data / "test" / "good")], backend="onnxruntime", precision="int8", output=out)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert summary["frames"] == len(lines) == len(list((tiny_data / "test" / "good").glob("*.png")))
+    assert all(0 <= x["normalized_score"] <= 1 and isinstance(x["anomalous"], bool) for x in lines)
