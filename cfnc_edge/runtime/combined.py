@@ -9,8 +9,9 @@ is the same code as for a single scorer. Since resizing, unwarping and
 blurring are linear, the fused map is the same normalised sum of the two
 scorers' own maps (up to the resize being done in two steps).
 
-`fuse` and `bilinear_resize` take the array module (NumPy or CuPy), so the
-CPU scorer here and the GPU one (runtime/gpu/combined.py) run the same code.
+`fuse` takes the array module and its ndimage (NumPy + SciPy or CuPy +
+cupyx), so the CPU scorer here and the GPU one (runtime/gpu/combined.py) run
+the same code, and the same resize as the GPU anomaly maps.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
+from cfnc_edge.runtime.postprocess import resize_ndimage
 
 # what the Gaussian's distances, then the bank's, are divided by: the scorer tensor "fusion"
 FUSION_FIELDS = ("gaussian_scale", "bank_scale")
@@ -42,25 +44,13 @@ def is_combined(scorer: dict[str, np.ndarray]) -> bool:
     return "fusion" in scorer
 
 
-def bilinear_resize(x, h: int, w: int, xp=np):
-    """(B, sh, sw) -> (B, h, w) float32, half-pixel bilinear with clamped borders
-    (OpenCV's INTER_LINEAR when enlarging, which is the only use here)."""
-    def axis(n_out: int, n_in: int):
-        c = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(c).astype(np.int64)
-        frac = (c - lo).astype(np.float32)
-        return xp.asarray(lo), xp.asarray(np.minimum(lo + 1, n_in - 1)), xp.asarray(frac)
-    (r0, r1, fr), (c0, c1, fc) = axis(h, x.shape[-2]), axis(w, x.shape[-1])
-    x = x.astype(xp.float32)
-    rows = x[:, r0] * (1 - fr)[:, None] + x[:, r1] * fr[:, None]
-    return rows[:, :, c0] * (1 - fc) + rows[:, :, c1] * fc
-
-
-def fuse(gaussian, bank, fusion, xp=np):
-    """(B, h, w) Mahalanobis + (B, sh, sw) bank distances -> (B, h, w) fused, float32."""
+def fuse(gaussian, bank, fusion, xp=np, ndi=None):
+    """(B, h, w) Mahalanobis + (B, sh, sw) bank distances -> (B, h, w) fused, float32.
+    The bank's map is resized as the anomaly maps are (postprocess.resize_ndimage)."""
     g_scale, k_scale = (float(v) for v in fusion)
     h, w = gaussian.shape[-2:]
-    up = bilinear_resize(bank, h, w, xp) if bank.shape[-2:] != (h, w) else bank
+    bank = bank.astype(xp.float32)
+    up = xp.stack([resize_ndimage(k, (h, w), xp, ndi) for k in bank]) if bank.shape[-2:] != (h, w) else bank
     return (gaussian / g_scale + up / k_scale).astype(xp.float32)
 
 

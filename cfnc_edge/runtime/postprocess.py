@@ -65,6 +65,18 @@ def _cv_to_ndimage(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([[m[1, 1], m[1, 0]], [m[0, 1], m[0, 0]]]), np.array([m[1, 2], m[0, 2]])
 
 
+def resize_ndimage(image, size: Sequence[int], xp=np, ndi=None):
+    """One (dh, dw) map to (h, w) through scipy.ndimage's API with OpenCV's
+    INTER_LINEAR conventions (half-pixel centres, replicated borders); CuPy's
+    cupyx.scipy.ndimage runs the same call on the GPU."""
+    if ndi is None:
+        from scipy import ndimage as ndi
+    (h, w), (dh, dw) = size, image.shape
+    sy, sx = dh / h, dw / w
+    return ndi.affine_transform(image, xp.asarray(np.diag([sy, sx])), offset=(0.5 * sy - 0.5, 0.5 * sx - 0.5),
+                                output_shape=(h, w), order=1, mode="nearest")
+
+
 def anomaly_maps_ndimage(distances, thetas: np.ndarray, size: int | Sequence[int], sigma: float = BLUR_SIGMA, xp=np, ndi=None):
     """anomaly_maps through the scipy.ndimage API, with OpenCV's conventions
     (half-pixel resize, replicated borders, reflect-101 blur of radius 4 sigma).
@@ -75,13 +87,10 @@ def anomaly_maps_ndimage(distances, thetas: np.ndarray, size: int | Sequence[int
     """
     if ndi is None:
         from scipy import ndimage as ndi
-    b, dh, dw = distances.shape
     h, w = as_hw(size)
-    out = xp.empty((b, h, w), dtype=xp.float32)
-    sy, sx = dh / h, dw / w
-    for i in range(b):
-        m = ndi.affine_transform(distances[i], xp.asarray(np.diag([sy, sx])),
-                                 offset=(0.5 * sy - 0.5, 0.5 * sx - 0.5), output_shape=(h, w), order=1, mode="nearest")
+    out = xp.empty((len(distances), h, w), dtype=xp.float32)
+    for i in range(len(distances)):
+        m = resize_ndimage(distances[i], (h, w), xp, ndi)
         if not is_identity(thetas[i]):
             mat, off = _cv_to_ndimage(unwarp_matrix(thetas[i], (h, w)))
             m = ndi.affine_transform(m, xp.asarray(mat), offset=off, order=1, mode="nearest")

@@ -23,6 +23,7 @@ class GpuCombined:
 
     def __call__(self, features):
         import cupy as cp
+        from cupyx.scipy import ndimage
 
         proj, pooled = split_combined(cp.asarray(features, dtype=cp.float32), self.dim, self.pooled_shape)
-        return fuse(self.gaussian(proj), self.bank(pooled), self.fusion, cp)
+        return fuse(self.gaussian(proj), self.bank(pooled), self.fusion, cp, ndimage)
