@@ -18,6 +18,15 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def parse_size(text: str | int) -> list[int] | None:
+    """"S" or "HxW" (as --image-size and --tile spell a size) -> [S] or [H, W]; None if it is neither."""
+    try:
+        values = [int(p) for p in str(text).lower().split("x")]
+    except ValueError:
+        return None
+    return values if len(values) in (1, 2) else None
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read any image as 8-bit BGR (grayscale and alpha are converted)."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

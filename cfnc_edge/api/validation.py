@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.images import parse_size
 from cfnc_edge.scoring.factor import FACTOR_PRECISIONS
 
 
@@ -84,12 +85,8 @@ RULES = {
 def parse_image_size(text: str | int) -> int | list[int]:
     """`--image-size`: "S" (short side S, the training images' aspect ratio kept:
     data/aspect.py) -> S; "HxW" (as given; "SxS" forces a square) -> [H, W]. Checked."""
-    parts = str(text).lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2):
+    values = parse_size(text)
+    if values is None:
         raise CfncError(f"--image-size must be S or HxW (e.g. 224 or 224x560), got {text!r}")
     check(image_size=values)
     return values[0] if len(values) == 1 else values

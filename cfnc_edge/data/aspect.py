@@ -19,10 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
-from cfnc_edge.errors import DataError
+from cfnc_edge.images import read_image
 
 SQUARE_RANGE = (0.8, 1.25)
 MAX_LONG = 4  # the long side is at most this many short sides
@@ -34,10 +33,8 @@ def median_aspect(paths: list[Path]) -> float:
     step = max(1, len(paths) // SAMPLE)
     ratios = []
     for p in paths[::step][:SAMPLE]:
-        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise DataError(f"cannot read image {p}: missing, empty or not an image file")
-        ratios.append(img.shape[1] / img.shape[0])
+        h, w = read_image(p).shape[:2]
+        ratios.append(w / h)
     return float(np.median(ratios))
 
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import as_hw, to_bgr
+from cfnc_edge.images import as_hw, parse_size, to_bgr
 
 MAX_OVERLAP = 0.9
 
@@ -54,13 +54,10 @@ class Tiling:
         if tile is True or (isinstance(tile, str) and tile.lower() == "auto"):
             return cls(None, overlap)
         if isinstance(tile, str):
-            try:
-                tile = [int(v) for v in tile.lower().split("x")]
-            except ValueError:
-                raise CfncError(f"--tile must be auto, S or HxW (frame pixels), got {tile!r}") from None
-            if len(tile) not in (1, 2):
+            values = parse_size(tile)
+            if values is None:
                 raise CfncError(f"--tile must be auto, S or HxW (frame pixels), got {tile!r}")
-            tile = tile[0] if len(tile) == 1 else tile
+            tile = values[0] if len(values) == 1 else values
         return cls(as_hw(tile), overlap)
 
     def to_dict(self) -> dict:
