@@ -220,7 +220,7 @@ def write_markdown(rows: list[dict], a) -> None:
              "jobs share the machine: times are upper bounds).",
              f"Data: `{a.data}` (762 train/good, 190 test/good, 392 defective); `50` = 50 train/good images "
              "(seeded draw), same test set; `disturbed` = Table 3 spatial protocol (zoom 0.8-1.2, rotation +-30 "
-             "degrees, h/v flips on train and test, masks alike). 224 px, d = 100. Training: the defaults "
+             "degrees, h/v flips on train and test, masks alike). 224 px, d = 100. Training: the paper recipe's defaults "
              f"(heads lr 0.05, backbone/FCA 1e-4, ICA 0.01) with the CPU budget of {a.steps} steps at batch "
              f"{a.batch_size}. Threshold: cross-fitted over 5 folds of train/good for a 1% false-alarm target. "
              "Command: `python -m benchmarks.accuracy_magnetic_tile`.", "",

@@ -6,7 +6,7 @@ OpenCV on the host; GPU backends keep features, distances and maps on the
 device (runtime/gpu/scoring.py) and only scores and maps come back.
 Which distance is computed follows the bundle's scorer tensors: a
 per-position Gaussian (Mahalanobis), a memory bank (nearest neighbour), or
-both fused (runtime/combined.py; CPU only).
+both fused (runtime/combined.py; on the GPU runtime/gpu/combined.py).
 """
 
 from __future__ import annotations
