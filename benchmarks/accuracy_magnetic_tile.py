@@ -12,9 +12,11 @@ Three datasets built from magnetic-tile (MVTec layout):
   once into --work.
 
 Each (dataset, configuration) runs in its own process (so peak memory is its
-own) and does what `cfnc-edge train` + `cfnc-edge eval` do with the defaults
-(the same Trainer, fit, cross-fitted threshold for 1% false alarms and CPU
-scoring as inference), with one saving: the features of the training and test
+own) and does what `cfnc-edge train --recipe paper --scorer gaussian` (with the
+configuration's flags) + `cfnc-edge eval` do (the same Trainer, fit,
+cross-fitted threshold for 1% false alarms and CPU scoring as inference);
+the toolkit's default recipe (no training, combined scorer) is measured by
+benchmarks/combined_magnetic_tile.py. One saving: the features of the training and test
 images are computed once and scored under both covariance estimators
 (Ledoit-Wolf, the default, and the fixed eps = 0.01), which gives two rows per run.
 Rows are appended to benchmarks/results/accuracy-magnetic-tile.json as they
@@ -218,7 +220,8 @@ def write_markdown(rows: list[dict], a) -> None:
     lines = ["# Accuracy on magnetic-tile", "",
              f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} when the table was written (other "
              "jobs share the machine: times are upper bounds).",
-             f"Data: `{a.data}` (762 train/good, 190 test/good, 392 defective); `50` = 50 train/good images "
+             f"Data: `{a.data}` (762 train/good; the whole test set: 190 good, 392 defective; each section "
+             "names the test images it used); `50` = 50 train/good images "
              "(seeded draw), same test set; `disturbed` = Table 3 spatial protocol (zoom 0.8-1.2, rotation +-30 "
              "degrees, h/v flips on train and test, masks alike). 224 px, d = 100. Training: the paper recipe's defaults "
              f"(heads lr 0.05, backbone/FCA 1e-4, ICA 0.01) with the CPU budget of {a.steps} steps at batch "

@@ -88,7 +88,7 @@ def both_heads(model: CoarseToFine, images: np.ndarray, batch: int = 16) -> tupl
 
 
 def cached_features(kind: str, split: str, model, images, cache: Path):
-    f = cache / f"{kind}-{split}-{len(images)}.npz"
+    f = cache / f"{label(kind, model.cfg.backbone)}-{split}-{len(images)}.npz"
     if f.is_file():
         z = np.load(f)
         return z["proj"], z["pooled"]
@@ -190,22 +190,27 @@ def evaluate(held, test, d) -> dict:
             "defect_flagged": float(flagged[labels].mean()), "per_defect": per}
 
 
+def label(kind: str, backbone: str) -> str:
+    """A set's name in the tables: the backbone is named unless it is the default."""
+    return kind if backbone == ModelConfig.backbone else f"{kind}@{backbone}"
+
+
 def run_set(kind: str, a) -> list[dict]:
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     d = load_set(kind, Path(a.data), Path(a.work), a.test_subset)
-    model = CoarseToFine(ModelConfig(ica=False, fca=False)).eval()
+    model = CoarseToFine(ModelConfig(backbone=a.backbone, ica=False, fca=False)).eval()
     t0 = time.perf_counter()
     ptr, ktr = cached_features(kind, "train", model, d["train"], cache)
     pte, kte = cached_features(kind, "test", model, d["test"], cache)
     t_feat = time.perf_counter() - t0
     g_held, g_test, tg = gaussian_maps(ptr, pte)
     k_held, k_test, tk, bank = bank_maps(ktr, kte)
-    print(f"{kind}: features {t_feat:.0f}s, gaussian {tg:.0f}s, bank {tk:.0f}s ({bank} rows)", flush=True)
+    print(f"{label(kind, a.backbone)}: features {t_feat:.0f}s, gaussian {tg:.0f}s, bank {tk:.0f}s ({bank} rows)", flush=True)
     rows = []
     for v in VARIANTS:
         held, test = fuse(v, g_held, g_test, k_held, k_test)
-        r = {"set": kind, "variant": v, "train_images": int(len(d["train"])), "test_good": int((~d["labels"]).sum()),
+        r = {"set": label(kind, a.backbone), "backbone": a.backbone, "variant": v, "train_images": int(len(d["train"])), "test_good": int((~d["labels"]).sum()),
              "test_defective": int(d["labels"].sum()), "bank_rows": bank, "features_s": round(t_feat, 1),
              "gaussian_fit_s": round(tg, 1), "bank_fit_s": round(tk, 1), **evaluate(held, test, d)}
         print(f"  {v}: image {r['image_auroc']:.4f} pixel {r['pixel_auroc']:.4f} pro {r['pro']:.4f} "
@@ -222,7 +227,7 @@ def write(rows: list[dict], a) -> None:
     (RESULTS / f"{NAME}.json").write_text(json.dumps(rows, indent=1))
     lines = ["# Gaussian, memory bank and their fusion on magnetic-tile", "",
              f"Machine: {machine()}; **shared** with 2-3 other sessions' jobs, so times are upper bounds.",
-             f"Data: `{a.data}`. Plain ImageNet EfficientNet-Lite0 (no training), 224 px; Gaussian = PaDiM "
+             f"Data: `{a.data}`. Plain ImageNet EfficientNet-Lite0 (no training; a set named `@backbone` uses that backbone), 224 px; Gaussian = PaDiM "
              "(projection head d = 100, Ledoit-Wolf, 5-fold cross-fit), bank = PatchCore (pooled head, 10% "
              "coreset, cap 16384, leave-part-out cross-fit). Fusion constants come from the held-out good "
              "training maps only. Threshold of every row: 1% target from its held-out good maps. Command: "
@@ -290,13 +295,15 @@ def main() -> None:
     ap.add_argument("--cache", default="/tmp/combo-cache/features")
     ap.add_argument("--sets", nargs="+", default=["50", "disturbed50"])
     ap.add_argument("--test-subset", nargs=2, type=int, metavar=("GOOD", "DEFECTIVE"))
+    ap.add_argument("--backbone", default=ModelConfig.backbone, help="e.g. efficientnet-lite1, efficientnet-lite2")
     ap.add_argument("--latency", metavar="BUNDLE", help="time the distance steps of a combined bundle instead")
     a = ap.parse_args()
     if a.latency:
         latency(a.latency)
         return
     f = RESULTS / f"{NAME}.json"
-    rows = [r for r in (json.loads(f.read_text()) if f.is_file() else []) if r["set"] not in a.sets]
+    ran = {label(k, a.backbone) for k in a.sets}
+    rows = [r for r in (json.loads(f.read_text()) if f.is_file() else []) if r["set"] not in ran]
     for kind in a.sets:
         rows += run_set(kind, a)
         write(rows, a)

@@ -61,7 +61,8 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
                  folds: int = 5, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
                  batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None):
     """uint8 good images -> (Gaussian fit, bank tensors with the fusion constants, bank info,
-    cross-fitted fused scores (N,), ICA angles (N,) in degrees)."""
+    cross-fitted fused scores (N,), ICA angles (N,) in degrees, the held-out good images' mean
+    per-position Mahalanobis distance: the Gaussian's compactness figure)."""
     model.eval()
     heads = _heads(model, images, batch_size)
     n, size = len(images), model.cfg.input_size
@@ -98,7 +99,7 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
     info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score",
             "fusion": dict(zip(FUSION_FIELDS, map(float, fusion))), "bank": info}
     angles = ica_angle_degrees(thetas)
-    return fit, tensors, info, fused, angles
+    return fit, tensors, info, fused, angles, float(gauss.mean())
 
 
 def write_combined_model(bundle: Bundle, model: CoarseToFine, fit, tensors: dict[str, np.ndarray], info: dict,

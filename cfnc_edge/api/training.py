@@ -183,7 +183,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     _check_head(scorer, model_cfg.head, resumed=resume)
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
-          lr_heads=train_cfg.lr_heads, seed=train_cfg.seed, covariance=covariance, eps=eps, folds=folds,
+          lr_heads=train_cfg.lr_heads, fine_levels=train_cfg.fine_levels, seed=train_cfg.seed,
+          covariance=covariance, eps=eps, folds=folds,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
           device=device)
     _check_factor_scorer(scorer, factor_precision)
@@ -299,11 +300,12 @@ def fit_and_write_combined(bundle: Bundle, model: CoarseToFine, images: np.ndarr
     cross-fitted fused scores (of whole frames when `images` are tiles: `frame_of`
     their frame), written with the model. Returns the threshold record."""
     t0 = time.perf_counter()
-    fit, tensors, info, scores, angles = fit_combined(model, images, covariance, eps, folds, bank_size, max_bank,
-                                                      seed, batch_size, progress, groups=frame_of)
+    fit, tensors, info, scores, angles, distance = fit_combined(model, images, covariance, eps, folds, bank_size,
+                                                                max_bank, seed, batch_size, progress, groups=frame_of)
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold), "method": "cross-fit"}
-    compact = {"heldout_mean_score": float(scores.mean()), "ica_angles": angle_summary(angles)}
+    compact = {"heldout_mean_distance": distance, "heldout_mean_score": float(scores.mean()),
+               "ica_angles": angle_summary(angles)}
     if "timing" in manifest:
         manifest["timing"]["fit_seconds"] = round(time.perf_counter() - t0, 1)
         manifest["timing"]["peak_rss_mib"] = round(peak_rss_mib(), 1)
@@ -326,7 +328,7 @@ def set_threshold(bundle: Bundle, good_paths: list[Path], target_fpr: float = 0.
 
 
 def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None = None, eps: float | None = None,
-          folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, batch_size: int = 32,
+          folds: int = 5, target_fpr: float | None = None, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True, scorer: str | None = None, bank_size: float = 0.1,
           max_bank: int | None = MAX_BANK, head: str | None = None, factor_precision: str | None = None,
           device: str = "auto") -> Bundle:
@@ -335,13 +337,15 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     `scorer` switches the scorer (default: the bundle's); the feature head
     follows it unless `head` is given. The trained weights do not depend on
     the head, so a trained bundle can be given either scorer without training again.
-    `factor_precision` (default: the bundle's) is checked again on the new factor."""
+    `factor_precision` and `target_fpr` default to the bundle's; the factor is checked again.
+    training.png is redrawn with the new threshold and compactness."""
     check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
           batch_size=batch_size, factor_precision=factor_precision, device=device, head=head)
     torch_device = resolve_device(device)
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer
     check(scorer=scorer)
+    target_fpr = bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if target_fpr is None else target_fpr
     # a bundle without a Gaussian (knn) gets the default estimator; an old Gaussian bundle keeps its eps
     previous = bundle.manifest.get("gaussian", {"eps": 0.01, "covariance": "ledoit-wolf"})
     if factor_precision is None:  # keep the bundle's setting, or fp32 for a scorer without a factor
@@ -366,6 +370,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
                     bank_size=bank_size, max_bank=max_bank, seed=0, target_fpr=target_fpr, threshold=threshold,
                     batch_size=batch_size, progress=progress, factor_precision=factor_precision,
                     data={"root": str(data_root), "fit_images": len(paths)})
+    plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
     return bundle
 
 

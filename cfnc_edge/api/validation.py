@@ -58,6 +58,8 @@ RULES = {
     "eps": _positive("--eps"),
     "steps": _int_at_least("--steps", 0),
     "lr_heads": _positive("--lr-heads"),
+    "fine_levels": Rule("--fine-levels", lambda v: _integer(v) and 0 <= v <= 2,
+                        "pyramid levels among 0, 1, 2 (strides 4, 8, 16), comma-separated, e.g. 0,1,2"),
     "folds": _int_at_least("--folds", 2),
     "target_fpr": Rule("--target-fpr", lambda v: _number(v) and 0 < v < 1, "a fraction in (0, 1), e.g. 0.01"),
     "covariance": _choice("--covariance", ("ledoit-wolf", "oas", "eps")),
@@ -90,6 +92,19 @@ def parse_image_size(text: str | int) -> int | list[int]:
         raise CfncError(f"--image-size must be S or HxW (e.g. 224 or 224x560), got {text!r}")
     check(image_size=values)
     return values[0] if len(values) == 1 else values
+
+
+def parse_levels(text: str) -> tuple[int, ...]:
+    """`--fine-levels`: "0,1,2" -> (0, 1, 2); each level once, at least one. Checked."""
+    try:
+        levels = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        levels = ()
+    if not levels or len(set(levels)) != len(levels):
+        raise CfncError(f"--fine-levels must be distinct pyramid levels among 0, 1, 2, comma-separated "
+                        f"(e.g. 0,1,2), got {text!r}")
+    check(fine_levels=levels)
+    return levels
 
 
 def check(**values) -> None:

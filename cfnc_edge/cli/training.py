@@ -52,8 +52,19 @@ def _threshold_line(t: dict) -> str:
             f"+- {100 * t['fpr_std']:.1f}% on {t['n']} good images")
 
 
+# options that only act on training: given under a recipe that trains nothing, they are ignored
+_TRAINING_OPTIONS = ("steps", "epochs", "lr", "lr_ica", "lr_heads", "fixed_predictor_lr", "fine_levels")
+
+
+def _ignored_training_options(ctx: typer.Context) -> list[str]:
+    # compared by name: the ParameterSource enum is Typer's own click's, not necessarily the installed click's
+    return ["--" + name.replace("_", "-") for name in _TRAINING_OPTIONS
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
     backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (slower, usually more accurate) | resnet18 | wide_resnet50_2"),
@@ -94,17 +105,22 @@ def train(
     """Train the model (if the recipe trains), fit the scorer and write a bundle."""
     from cfnc_edge import api
     from cfnc_edge.api.training import SCORER_HEADS
+    from cfnc_edge.api.validation import parse_levels
     from cfnc_edge.model.train import TrainConfig
 
     r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
     ica, fca, noncontrastive = r["ica"], r["fca"], r["noncontrastive"]
+    ignored = [] if resume or ica or fca or noncontrastive else _ignored_training_options(ctx)
+    if ignored:
+        typer.echo(f"warning: nothing trains with recipe {recipe!r} and no --ica/--fca/--noncontrastive, so "
+                   f"{', '.join(ignored)} have no effect (--recipe paper trains)", err=True)
     # a resumed run keeps its checkpoint's model (and so its head's scorer) unless --scorer is given
     scorer = scorer if resume else r["scorer"]
     head = head or SCORER_HEADS.get(scorer or r["scorer"], "projection")
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
                   TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
                               lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
-                              fine_levels=tuple(int(v) for v in fine_levels.split(",")),
+                              fine_levels=parse_levels(fine_levels),
                               noncontrastive=noncontrastive, seed=seed),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
                   resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
@@ -120,7 +136,8 @@ def fit(
     covariance: Optional[str] = typer.Option(None, help="ledoit-wolf | oas | eps (default: the bundle's)."),
     eps: Optional[float] = typer.Option(None, help="Covariance regulariser (default: the bundle's)."),
     folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
-    target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
+    target_fpr: Optional[float] = typer.Option(None, help="False-alarm rate on good parts the threshold is set for "
+                                                          "(default: the bundle's)."),
     threshold: Optional[float] = typer.Option(None),
     scorer: Optional[str] = typer.Option(None, help="Switch scorer: gaussian | knn | combined (default: the "
                                                     "bundle's)."),

@@ -128,7 +128,7 @@ class Trainer:
         # the current report's running sums (kept across a resume, so a resumed
         # report averages all of its steps, not only those after the resume)
         self.window: dict = {"sums": {}, "count": 0, "angles": []}
-        self._healthy: dict | None = None
+        self._healthy: tuple[int, dict] | None = None  # (step, weights) of the last healthy report
 
     @property
     def trainable(self) -> bool:
@@ -178,6 +178,9 @@ class Trainer:
         if n < 2:
             raise ValueError("training needs at least 2 images")
         bs = min(self.cfg.batch_size, n)
+        # the weights training (or a resumed run) starts from are healthy by definition: a
+        # collapse at the first report restores them
+        self._healthy = self._healthy or (self.step, self._snapshot())
         per_pass = n // bs  # drop the last partial batch: pairs need a full batch
         every = max(1, math.ceil(total / REPORTS))
         self._set_modes()
@@ -235,15 +238,18 @@ class Trainer:
     def _collapsed(self, record: dict) -> bool:
         """Stop and restore the last healthy weights if the encoder collapsed."""
         if record.get("encoder_std", 1.0) >= COLLAPSE_STD:
-            self._healthy = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._healthy = (self.step, self._snapshot())
             return False
-        record["collapsed"] = True
+        step, weights = self._healthy
+        record["collapsed"], record["restored_step"] = True, step
         warnings.warn(f"the fine-alignment encoder collapsed at step {self.step} (normalised std "
-                      f"{record['encoder_std']:.3f}); training stopped and the last healthy weights restored. "
+                      f"{record['encoder_std']:.3f}); training stopped and the weights of step {step} restored. "
                       "Lower --lr-heads or --steps.", RuntimeWarning, stacklevel=3)
-        if self._healthy is not None:
-            self.model.load_state_dict(self._healthy)
+        self.model.load_state_dict(weights)
         return True
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     # ---- checkpoints ---------------------------------------------------
     def _tensors(self) -> dict[str, torch.Tensor]:

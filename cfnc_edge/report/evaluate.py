@@ -13,6 +13,7 @@ from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
+from cfnc_edge.report.training_curves import TRAINING_PLOT, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
@@ -123,6 +124,9 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
                                            heat_scale(inspector.threshold, float(scores[i])), mask))
         result.examples.append(name)
+    manifest = inspector.bundle.manifest
+    if "compactness" in manifest and "threshold" in manifest:  # bundles older than the training evidence lack it
+        plot_training(manifest, out / TRAINING_PLOT)
     (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
 
@@ -149,8 +153,40 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
                       f"({_pct(t['false_positive_rate'])}%).",
                   "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
                       "match, 1 = twice the threshold or more)."]
+    lines += _training_section(inspector.bundle.manifest)
     if result.examples:
         lines += ["", "## Examples", "", "Highest- and lowest-scoring images of each type "
                   "(input, ground truth in red, anomaly heatmap).", ""]
         lines += [f"![{e}]({e})" for e in result.examples]
     return "\n".join(lines) + "\n"
+
+
+def _training_section(manifest: dict) -> list[str]:
+    """How the bundle was trained, beside how it performs: a defect missed on a
+    collapsed or untrained model reads differently from one missed on a healthy one."""
+    if "compactness" not in manifest or "threshold" not in manifest:
+        return []
+    hist, compact = manifest.get("history") or [], manifest["compactness"]
+    lines = ["", "## Training", ""]
+    names = {"fine": "fine (dense non-contrastive)", "ica": "coarse alignment (ICA)"}
+    for key, name in names.items():
+        values = [h[key] for h in hist if key in h]
+        if values:
+            lines.append(f"- {name} loss {values[0]:.4f} -> {values[-1]:.4f} over {hist[-1]['step']} steps")
+    std = [h["encoder_std"] for h in hist if "encoder_std" in h]
+    if hist and hist[-1].get("collapsed"):
+        lines.append(f"- **the encoder collapsed at step {hist[-1]['step']}** (std x sqrt(width) {std[-1]:.3f}): "
+                     f"training stopped and the weights of step {hist[-1].get('restored_step', '(last healthy)')} were restored")
+    elif std:
+        lines.append(f"- encoder std x sqrt(width) at the end {std[-1]:.2f} (about 1 healthy, 0 collapsed)")
+    if not hist:
+        lines.append("- no training: the features are the backbone's ImageNet features")
+    if "heldout_mean_distance" in compact:
+        lines.append(f"- compactness: held-out good images' mean per-position Mahalanobis distance "
+                     f"{compact['heldout_mean_distance']:.3f} (about sqrt(d) for a well-estimated Gaussian)")
+    else:
+        lines.append(f"- compactness: held-out good images' mean image score {compact['heldout_mean_score']:.3f}")
+    a = compact["ica_angles"]
+    lines += [f"- ICA angles of the good images: {a['min']:.2f} .. {a['max']:.2f} degrees, std {a['std']:.2f}",
+              "", f"![training]({TRAINING_PLOT})"]
+    return lines

@@ -86,7 +86,8 @@ def plot_training(manifest: dict, path: Path) -> Path:
     # a Gaussian records the mean per-position distance, a memory bank the mean image score
     held_out = (f"held-out mean Mahalanobis distance {compact['heldout_mean_distance']:.3f}"
                 if "heldout_mean_distance" in compact else f"held-out mean score {compact['heldout_mean_score']:.3f}")
-    cv2.putText(footer, f"compactness: {held_out}; threshold {thr['value']:.3f} ({promise})",
+    # the threshold training set: eval or infer may be run with another one (--threshold)
+    cv2.putText(footer, f"compactness: {held_out}; training threshold {thr['value']:.3f} ({promise})",
                 (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), np.vstack([row, footer]))
     return path

@@ -68,6 +68,17 @@ def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 
                     model.cfg.positions, bank_size, seed, max_bank, part_images, progress, groups)
 
 
+def part_quotas(sizes: list[int], target: int) -> list[int]:
+    """Bank rows per part, in proportion to its patches, summing to exactly `target`
+    (largest remainders; rounding each part on its own could exceed --max-bank),
+    at least one row per part and at most its patches."""
+    sizes_a = np.asarray(sizes, np.int64)
+    share = target * sizes_a / sizes_a.sum()
+    quota = np.floor(share).astype(np.int64)
+    quota[np.argsort(quota - share, kind="stable")[:target - quota.sum()]] += 1
+    return np.clip(quota, 1, sizes_a).tolist()
+
+
 def fit_bank(part_features: Callable[[np.ndarray], np.ndarray], n: int, per_image: int, bank_size: float = 0.1,
              seed: int = 0, max_bank: int | None = MAX_BANK, part_images: int = PART_IMAGES,
              progress: bool = True, groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
@@ -78,11 +89,11 @@ def fit_bank(part_features: Callable[[np.ndarray], np.ndarray], n: int, per_imag
     total = n * per_image
     target = bank_count(total, bank_size)
     target = min(target, max_bank) if max_bank else target
+    quotas = part_quotas([len(idx) * per_image for idx in parts], target)
     rows, owner, radii = [], [], []
     for j, idx in enumerate(tqdm(parts, desc="memory bank", disable=not progress, unit="part", leave=False)):
         x = part_features(idx)
-        count = max(1, min(len(x), round(target * len(x) / total)))
-        sel, radius = greedy_coreset(x, count, seed + j)
+        sel, radius = greedy_coreset(x, quotas[j], seed + j)
         rows.append(x[sel])
         owner.append(np.full(len(sel), j, np.int32))
         radii.append(radius)

@@ -38,6 +38,20 @@ def test_cli_train_without_a_method_fits_both_scorers_on_untrained_features(tiny
     assert b.scorer == "combined" and b.model_config["head"] == "combined"
     assert not b.model_config["ica"] and not b.model_config["fca"]
     assert b.manifest["history"] == []  # nothing was trained
+    assert b.manifest["compactness"]["heldout_mean_distance"] > 0  # the Gaussian's figure, as for --scorer gaussian
+
+
+def test_training_options_under_a_recipe_that_trains_nothing_are_named_as_ignored(tiny_data, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "b"),
+                        "--image-size", "64", "--dim", "8", "--steps", "50", "--lr-heads", "0.1"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert "--steps, --lr-heads have no effect" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "c"),
+                        "--image-size", "64", "--dim", "8", "--recipe", "paper", "--steps", "1"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert "no effect" not in r.stderr
 
 
 def test_cli_train_with_the_paper_recipe_trains_ica_fca_and_the_fine_alignment(tiny_data, tmp_path):

@@ -69,11 +69,28 @@ def test_collapse_stops_training_and_restores_healthy_weights(images):
     m = small_model(ica=False)
     t = Trainer(m, TrainConfig(steps=4, batch_size=4))
     healthy = {k: v.clone() for k, v in m.state_dict().items()}
-    t._healthy = healthy
-    with pytest.warns(RuntimeWarning, match="collapsed"):
-        assert t._collapsed({"encoder_std": 0.01})
+    t._healthy = (2, healthy)
+    record = {"encoder_std": 0.01}
+    with pytest.warns(RuntimeWarning, match="weights of step 2 restored"):
+        assert t._collapsed(record)
+    assert record["collapsed"] and record["restored_step"] == 2
     for k, v in m.state_dict().items():
         assert torch.equal(v, healthy[k]), k
+
+
+def test_a_collapse_at_the_first_report_restores_the_starting_weights(images, monkeypatch):
+    """Before any healthy report there is still something to restore: the weights training started from."""
+    import cfnc_edge.model.train as train_mod
+
+    m = small_model(ica=False)
+    start = {k: v.clone() for k, v in m.state_dict().items()}
+    monkeypatch.setattr(train_mod, "COLLAPSE_STD", 1e9)  # every report counts as collapsed
+    t = Trainer(m, TrainConfig(steps=6, batch_size=4))
+    with pytest.warns(RuntimeWarning, match="weights of step 0 restored"):
+        hist = t.fit(images, progress=False)
+    assert hist[-1]["collapsed"] and hist[-1]["restored_step"] == 0
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, start[k]), k
 
 
 def test_training_changes_alignment_and_backbone(images):
@@ -143,6 +160,11 @@ def test_refit_keeps_the_estimator_unless_asked_and_rethresholds(tiny_bundle, ti
         b = refit(tmp_path / "b", tiny_data, covariance="oas", target_fpr=0.05, progress=False)
     assert b.manifest["gaussian"]["covariance"] == "oas"
     assert b.manifest["threshold"]["target_fpr"] == 0.05
+    plot = (tmp_path / "b" / "training.png").read_bytes()
+    with pytest.warns(RuntimeWarning, match="cannot hold"):
+        b = refit(tmp_path / "b", tiny_data, covariance="eps", progress=False)
+    assert b.manifest["threshold"]["target_fpr"] == 0.05  # the bundle's rate, not the default 1%
+    assert (tmp_path / "b" / "training.png").read_bytes() != plot  # redrawn with the new threshold
     b = refit(tmp_path / "b", tiny_data, threshold=3.5, target_fpr=0.1, progress=False)
-    assert b.manifest["gaussian"]["covariance"] == "oas" and b.threshold == 3.5
+    assert b.manifest["gaussian"]["covariance"] == "eps" and b.threshold == 3.5
     assert b.manifest["threshold"]["user_set"] and "expected_fpr" not in b.manifest["threshold"]

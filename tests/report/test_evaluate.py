@@ -16,3 +16,18 @@ def test_eval_reports_normalised_scores_and_the_good_image_false_alarm_rate(tiny
         assert np.isclose(i["normalized_score"], min(1.0, 0.5 * i["score"] / thr["value"]))
         assert i["anomalous"] == (i["normalized_score"] > 0.5)
     assert "good images" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_eval_report_shows_how_the_bundle_was_trained(tiny_bundle, tiny_data, tmp_path):
+    import cv2
+
+    evaluate(Inspector(tiny_bundle, "torch"), tiny_data, tmp_path / "report", progress=False)
+    md = (tmp_path / "report" / "report.md").read_text()
+    fine = [h["fine"] for h in tiny_bundle.manifest["history"] if "fine" in h]
+    assert len(fine) >= 2
+    assert f"loss {fine[0]:.4f} -> {fine[-1]:.4f}" in md
+    compact = tiny_bundle.manifest["compactness"]
+    assert f"{compact['heldout_mean_distance']:.3f}" in md
+    assert "![training](training.png)" in md
+    plot = cv2.imread(str(tmp_path / "report" / "training.png"))
+    assert plot is not None and plot.shape[1] == 3 * 360  # loss, collapse check, ICA angles

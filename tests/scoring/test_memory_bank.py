@@ -13,7 +13,7 @@ import torch
 from cfnc_edge.deploy.parity import brute_force_distances
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.scoring.crossfit import crossfit_scores, leave_part_out
-from cfnc_edge.scoring.memory_bank import split_parts, torch_nearest_distances
+from cfnc_edge.scoring.memory_bank import fit_bank, part_quotas, split_parts, torch_nearest_distances
 
 # Stated tolerances, relative to the largest distance: fp32 search with the
 # distance recomputed from the difference agrees with float64 to ~1e-6;
@@ -186,3 +186,20 @@ def test_refit_switches_scorer_and_drops_stale_graphs(knn_bundle, tmp_path, tiny
     assert b.scorer == "gaussian" and b.model_config["head"] == "projection"
     assert not any(k.endswith(".onnx") for k in b.manifest["files"])
     assert Inspector(b, "torch").scoring.distance.__class__.__name__ == "CpuMahalanobis"
+
+
+def test_part_quotas_sum_to_the_target_in_proportion(rng):
+    for _ in range(50):
+        sizes = rng.integers(50, 5000, size=rng.integers(1, 12)).tolist()
+        target = int(rng.integers(len(sizes), sum(sizes) + 1))
+        q = np.array(part_quotas(sizes, target))
+        assert q.sum() == target and (q >= 1).all() and (q <= sizes).all()
+        assert np.all(np.abs(q - target * np.array(sizes) / sum(sizes)) < 1)  # each within one row of its share
+
+
+def test_the_bank_never_exceeds_max_bank(rng):
+    """Rounding each part's share on its own gave 16386 rows for a cap of 16384."""
+    feats = rng.standard_normal((7 * 25, 4)).astype(np.float32)  # 7 images of 25 patches, 3 parts of 3/3/1
+    tensors, info = fit_bank(lambda idx: np.concatenate([feats[i * 25:(i + 1) * 25] for i in idx]), 7, 25,
+                             bank_size=0.5, max_bank=17, part_images=3, progress=False)
+    assert info["bank_size"] == len(tensors["bank"]) == 17
