@@ -62,10 +62,7 @@ VARIANTS = ("gaussian", "bank", "sum/threshold", "sum/mean", "sum/z-image", "max
 
 
 def load_set(kind: str, data: Path, work: Path, test_subset) -> dict[str, np.ndarray]:
-    d = dataset("disturbed" if kind.startswith("disturbed") else kind, data, work)
-    if kind == "disturbed50":  # the same seeded 50 images as set "50", disturbed
-        n = len(d["train"])
-        d = {**d, "train": d["train"][sorted(np.random.default_rng(0).choice(n, 50, replace=False))]}
+    d = dataset(kind, data, work)
     if test_subset:
         rng = np.random.default_rng(2)
         good, bad = np.flatnonzero(~d["labels"]), np.flatnonzero(d["labels"])

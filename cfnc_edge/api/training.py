@@ -183,7 +183,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     _check_head(scorer, model_cfg.head, resumed=resume)
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
-          lr_heads=train_cfg.lr_heads, fine_levels=train_cfg.fine_levels, seed=train_cfg.seed,
+          lr_heads=train_cfg.lr_heads, lr_backbone=train_cfg.lr_backbone, fine_levels=train_cfg.fine_levels,
+          seed=train_cfg.seed,
           covariance=covariance, eps=eps, folds=folds,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
           device=device)

@@ -58,6 +58,8 @@ RULES = {
     "eps": _positive("--eps"),
     "steps": _int_at_least("--steps", 0),
     "lr_heads": _positive("--lr-heads"),
+    "lr_backbone": Rule("--lr-backbone", lambda v: _number(v) and v >= 0,
+                        "a finite number of at least 0 (0 freezes the backbone)"),
     "fine_levels": Rule("--fine-levels", lambda v: _integer(v) and 0 <= v <= 2,
                         "pyramid levels among 0, 1, 2 (strides 4, 8, 16), comma-separated, e.g. 0,1,2"),
     "folds": _int_at_least("--folds", 2),

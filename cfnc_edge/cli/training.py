@@ -53,7 +53,8 @@ def _threshold_line(t: dict) -> str:
 
 
 # options that only act on training: given under a recipe that trains nothing, they are ignored
-_TRAINING_OPTIONS = ("steps", "epochs", "lr", "lr_ica", "lr_heads", "fixed_predictor_lr", "fine_levels")
+_TRAINING_OPTIONS = ("steps", "epochs", "lr", "lr_backbone", "lr_ica", "lr_heads", "fixed_predictor_lr",
+                     "fine_levels")
 
 
 def _ignored_training_options(ctx: typer.Context) -> list[str]:
@@ -75,6 +76,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Budget in passes over the data instead of --steps."),
     batch_size: int = typer.Option(32),
     lr: float = typer.Option(1e-4, help="Learning rate of the pretrained backbone and FCA (the paper's)."),
+    lr_backbone: Optional[float] = typer.Option(None, help="The backbone's own learning rate (default: --lr); 0 "
+                                                           "freezes it, so only ICA, FCA and the heads train."),
     lr_ica: float = typer.Option(0.01, help="Learning rate of ICA."),
     lr_heads: float = typer.Option(0.05, help="Learning rate of the SimSiam heads (SimSiam's base lr)."),
     fixed_predictor_lr: bool = typer.Option(True, "--fixed-predictor-lr/--decay-predictor-lr",
@@ -118,7 +121,8 @@ def train(
     scorer = scorer if resume else r["scorer"]
     head = head or SCORER_HEADS.get(scorer or r["scorer"], "projection")
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
-                  TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_ica=lr_ica,
+                  TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_backbone=lr_backbone,
+                              lr_ica=lr_ica,
                               lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
                               fine_levels=parse_levels(fine_levels),
                               noncontrastive=noncontrastive, seed=seed),

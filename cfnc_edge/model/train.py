@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 32
     lr_ica: float = 0.01
     lr: float = 1e-4  # pretrained backbone and FCA
+    lr_backbone: float | None = None  # the backbone's own lr (None: lr); 0 freezes it: only the alignment trains
     lr_heads: float = HEAD_LR  # SimSiam heads
     fixed_predictor_lr: bool = True
     momentum: float = 0.9
@@ -112,9 +113,17 @@ class Trainer:
         self.heads = (torch.nn.ModuleList(DenseSimSiam(model.cfg.channels[i]) for i in cfg.fine_levels).to(self.device)
                       if cfg.noncontrastive else None)
         ica_params = list(model.ica.parameters()) if model.ica is not None else []
-        ica_ids = {id(p) for p in ica_params}
-        rest = [p for p in model.parameters() if id(p) not in ica_ids]
-        groups = [{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr, "decay": True}]
+        lr_backbone = cfg.lr if cfg.lr_backbone is None else cfg.lr_backbone
+        backbone = {id(p) for p in model.stages.parameters()}
+        for p in model.stages.parameters():  # frozen: gradients still flow through it to the FCA modules below
+            p.requires_grad_(lr_backbone > 0)
+        rest = [p for p in model.parameters() if id(p) not in {id(q) for q in ica_params}]
+        if lr_backbone == cfg.lr:  # one group in parameter order, as checkpoints before lr_backbone hold it
+            split = [(rest, cfg.lr)]
+        else:
+            split = [([p for p in rest if id(p) not in backbone], cfg.lr),
+                     ([p for p in rest if id(p) in backbone], lr_backbone)]
+        groups = [{"params": g, "lr": lr, "base_lr": lr, "decay": True} for g, lr in split if g and lr > 0]
         if ica_params:
             groups.append({"params": ica_params, "lr": cfg.lr_ica, "base_lr": cfg.lr_ica, "decay": True})
         if self.heads is not None:

@@ -23,6 +23,7 @@ BAD = [
     ("train", ["--folds", "1"], "--folds must be an integer of at least 2"),
     ("train", ["--steps", "-1"], "--steps must be"),
     ("train", ["--lr-heads", "0"], "--lr-heads must be"),
+    ("train", ["--lr-backbone", "-1"], "--lr-backbone must be a finite number of at least 0"),
     ("train", ["--fine-levels", "3"], "--fine-levels must be pyramid levels among 0, 1, 2"),
     ("train", ["--fine-levels", "a"], "--fine-levels must be distinct pyramid levels"),
     ("train", ["--fine-levels", "1,1"], "--fine-levels must be distinct pyramid levels"),

@@ -100,6 +100,15 @@ def test_training_changes_alignment_and_backbone(images):
     after = m.state_dict()
     changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
     assert {"ica", "fca", "stages"} <= changed
+
+
+def test_lr_backbone_zero_trains_the_alignment_and_leaves_the_backbone_as_it_was(images):
+    m = small_model()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    Trainer(m, TrainConfig(steps=3, batch_size=4, lr_backbone=0.0)).fit(images, progress=False)
+    after = m.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"ica", "fca"}
     assert torch.equal(before["projection"], after["projection"])  # fixed, never trained
 
 
