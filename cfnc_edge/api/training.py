@@ -212,8 +212,11 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     t_train = time.perf_counter() - t0
 
     bundle = Bundle(out)
+    timing = {"train_seconds": round(t_train, 1), "device": _device_name(torch_device)}
+    if torch_device.type == "cuda":  # the host's peak RSS (recorded after fitting) does not see GPU memory
+        timing["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(torch_device) / 2**20, 1)
     manifest = dict(train=train_cfg.to_dict(), history=history, data={"root": str(data_root), "fit_images": len(paths)},
-                    timing={"train_seconds": round(t_train, 1), "device": _device_name(torch_device)})
+                    timing=timing)
     if tiling is not None:
         manifest.update(tiling=tiling.to_dict())
         manifest["data"]["fit_tiles"] = len(images)

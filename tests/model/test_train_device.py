@@ -93,3 +93,5 @@ def test_a_bundle_trained_on_the_gpu_matches_one_trained_on_the_cpu(tiny_data, t
     g_cpu, g_gpu = (bundles[d].tensors(GAUSSIAN) for d in ("cpu", "cuda"))
     np.testing.assert_allclose(g_gpu["mean"], g_cpu["mean"], rtol=0, atol=2e-3 * np.abs(g_cpu["mean"]).max())
     assert bundles["cuda"].threshold == pytest.approx(bundles["cpu"].threshold, rel=2e-2)
+    assert bundles["cuda"].manifest["timing"]["peak_gpu_mib"] > 0  # GPU memory, beside the host's peak RSS
+    assert "peak_gpu_mib" not in bundles["cpu"].manifest["timing"]
