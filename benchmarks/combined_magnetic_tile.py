@@ -46,6 +46,7 @@ from benchmarks.accuracy_magnetic_tile import dataset
 from benchmarks.common import machine
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
+from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
@@ -207,9 +208,11 @@ def run_set(kind: str, a) -> list[dict]:
     rows = []
     for v in VARIANTS:
         held, test = fuse(v, g_held, g_test, k_held, k_test)
-        r = {"set": label(kind, a.backbone), "backbone": a.backbone, "variant": v, "train_images": int(len(d["train"])), "test_good": int((~d["labels"]).sum()),
+        r = {"set": label(kind, a.backbone), "backbone": a.backbone, "variant": v, "train_images": int(len(d["train"])),
+             "test_good": int((~d["labels"]).sum()),
              "test_defective": int(d["labels"].sum()), "bank_rows": bank, "features_s": round(t_feat, 1),
-             "gaussian_fit_s": round(tg, 1), "bank_fit_s": round(tk, 1), **evaluate(held, test, d)}
+             "gaussian_fit_s": round(tg, 1), "bank_fit_s": round(tk, 1), "peak_rss_mib": round(peak_rss_mib()),
+             **evaluate(held, test, d)}
         print(f"  {v}: image {r['image_auroc']:.4f} pixel {r['pixel_auroc']:.4f} pro {r['pro']:.4f} "
               f"good flagged {r['good_flagged']:.3f}", flush=True)
         rows.append(r)
@@ -234,7 +237,8 @@ def write(rows: list[dict], a) -> None:
         r0 = sel[0]
         lines += [f"## {kind} ({r0['train_images']} training images; test {r0['test_good']} good, "
                   f"{r0['test_defective']} defective; bank {r0['bank_rows']} rows; features {r0['features_s']} s, "
-                  f"Gaussian fit + cross-fit {r0['gaussian_fit_s']} s, bank {r0['bank_fit_s']} s)", "",
+                  f"Gaussian fit + cross-fit {r0['gaussian_fit_s']} s, bank {r0['bank_fit_s']} s; "
+                  + (f"peak RSS {r0['peak_rss_mib']} MiB)" if "peak_rss_mib" in r0 else "peak RSS not recorded)"), "",
                   "| variant | image AUROC | pixel AUROC | PRO | good flagged % | defects flagged % |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r['variant']} | {_p(r['image_auroc'])} | {_p(r['pixel_auroc'])} | {_p(r['pro'])} | "
