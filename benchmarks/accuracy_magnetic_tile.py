@@ -232,7 +232,7 @@ def write_markdown(rows: list[dict], a) -> None:
              "(seeded draw), same test set; `disturbed` = Table 3 spatial protocol (zoom 0.8-1.2, rotation +-30 "
              "degrees, h/v flips on train and test, masks alike), `disturbed50` its 50 images drawn as for `50`. 224 px, d = 100. Training: the paper recipe's defaults "
              f"(heads lr 0.05, backbone/FCA 1e-4, ICA 0.01), the steps in the table at batch "
-             f"{a.batch_size} (60: the 2-core CPU setting). Threshold: cross-fitted over 5 folds of train/good for a 1% false-alarm target. "
+             f"{a.batch_size} (60: the quick check on a 2-core CPU; 300: the default). Threshold: cross-fitted over 5 folds of train/good for a 1% false-alarm target. "
              "Command: `python -m benchmarks.accuracy_magnetic_tile`.", "",
              "`good flagged` = test/good images above the default threshold (the false-alarm rate the "
              "threshold promised as `expected`); `compact.` = mean per-position Mahalanobis distance of "
