@@ -161,6 +161,23 @@ def fit(
 
 
 @app.command()
+def threshold(
+    good: list[Path] = typer.Argument(..., help="Good images (files or folders) that training did not see."),
+    bundle: Path = BundleOpt,
+    target_fpr: Optional[float] = typer.Option(None, help="False-alarm rate on good parts the threshold is set for "
+                                                          "(default: the bundle's)."),
+    value: Optional[float] = typer.Option(None, "--threshold", help="Set the threshold yourself instead."),
+    backend: str = typer.Option("auto", help="The backend inspection will use (scores differ slightly by backend)."),
+):
+    """Set the threshold from good images that training did not see: what a trained
+    backbone needs (its cross-fitted threshold promises fewer false alarms than it gives)."""
+    from cfnc_edge import api
+
+    info = api.set_threshold(bundle, good, target_fpr, value, backend)
+    typer.echo(f"{bundle}: {_threshold_line(info)}", err=True)
+
+
+@app.command()
 def generate(
     out: Path = typer.Argument(..., help="Folder to write (MVTec AD layout)."),
     n_train: int = typer.Option(200), n_test_good: int = typer.Option(20),

@@ -37,6 +37,8 @@ BAD = [
     ("fit", ["--factor-precision", "bf16"], "--factor-precision must be one of"),
     ("fit", ["--target-fpr", "2"], "--target-fpr must be"),
     ("fit", ["--threshold", "inf"], "--threshold must be"),
+    ("threshold", ["--target-fpr", "2"], "--target-fpr must be"),
+    ("threshold", ["--threshold", "-1"], "--threshold must be"),
     ("infer", ["--threshold", "nan"], "--threshold must be"),
     ("infer", ["--threshold", "-5"], "--threshold must be"),
     ("infer", ["--batch-size", "0"], "--batch-size must be"),
@@ -58,6 +60,7 @@ def args_for(command, tmp_path):
     a check that ran after any work would fail on those first."""
     missing = str(tmp_path / "nothing")
     return {"train": [missing, "--out", str(tmp_path / "out")], "fit": [missing, "--bundle", missing],
+            "threshold": [missing, "--bundle", missing],
             "infer": [missing, "--bundle", missing], "eval": [missing, "--bundle", missing],
             "calibrate": ["--bundle", missing], "build-engine": ["--bundle", missing],
             "bench": ["--bundle", missing], "demo": ["--out", str(tmp_path / "demo")]}[command]
