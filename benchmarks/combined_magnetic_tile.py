@@ -238,7 +238,7 @@ def write(rows: list[dict], a) -> None:
         lines += [f"## {kind} ({r0['train_images']} training images; test {r0['test_good']} good, "
                   f"{r0['test_defective']} defective; bank {r0['bank_rows']} rows; features {r0['features_s']} s, "
                   f"Gaussian fit + cross-fit {r0['gaussian_fit_s']} s, bank {r0['bank_fit_s']} s; "
-                  + (f"peak RSS {r0['peak_rss_mib']} MiB)" if "peak_rss_mib" in r0 else "peak RSS not recorded)"), "",
+                  + (f"process peak RSS {r0['peak_rss_mib']} MiB)" if "peak_rss_mib" in r0 else "peak RSS not recorded)"), "",
                   "| variant | image AUROC | pixel AUROC | PRO | good flagged % | defects flagged % |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r['variant']} | {_p(r['image_auroc'])} | {_p(r['pixel_auroc'])} | {_p(r['pro'])} | "

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from cfnc_edge.api.combined import fit_combined, write_combined_model
-from cfnc_edge.api.validation import check
+from cfnc_edge.api.validation import check, check_levels
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, holds_lock
 from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
@@ -184,13 +184,16 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     _check_head(scorer, model_cfg.head, resumed=resume)
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
-          lr_heads=train_cfg.lr_heads, lr_backbone=train_cfg.lr_backbone, fine_levels=train_cfg.fine_levels,
-          seed=train_cfg.seed,
+          lr_heads=train_cfg.lr_heads, lr_backbone=train_cfg.lr_backbone, seed=train_cfg.seed,
           covariance=covariance, eps=eps, folds=folds,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
           device=device)
     _check_factor_scorer(scorer, factor_precision)
+    if train_cfg.noncontrastive:
+        check_levels(train_cfg.fine_levels)
     torch_device = resolve_device(device)
+    if torch_device.type == "cuda":  # the peak recorded below is this run's, not an earlier one's in this process
+        torch.cuda.reset_peak_memory_stats(torch_device)
     paths = _good_paths(data_root)
     tiling = Tiling.parse(tile, tile_overlap)
     tiling_file = ckpt / TILING_STATE  # the checkpoint's model and train configs do not hold the tiling
@@ -211,11 +214,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         atomic_write(tiling_file, strict_json(tiling.to_dict()).encode())
     history = trainer.fit(torch.from_numpy(images), ckpt if trainer.trainable else None, progress)
     t_train = time.perf_counter() - t0
-    if trainer.trained_backbone and threshold is None:
-        warnings.warn("the backbone was trained on these good images, and cross-fitting holds them out of the "
-                      "scorer, not out of training: the threshold will let through more false alarms than it "
-                      "promises (8.4% for 2.0% measured on magnetic-tile). Set it on good images training did not "
-                      f"see: cfnc-edge threshold --bundle {out} GOOD_IMAGES", RuntimeWarning, stacklevel=2)
+    if threshold is None:
+        _warn_if_backbone_trained(history, train_cfg.to_dict(), out)
 
     bundle = Bundle(out)
     timing = {"train_seconds": round(t_train, 1), "device": _device_name(torch_device)}
@@ -233,6 +233,18 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
                     factor_precision=factor_precision, **manifest)
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
+
+
+def _warn_if_backbone_trained(history: list[dict], train: dict, bundle_path: Path | str) -> None:
+    """Cross-fitting holds each good image out of the scorer, not out of training: a
+    backbone trained on the good images makes the threshold optimistic."""
+    fine = any("fine" in h for h in history)
+    restored_start = bool(history) and history[-1].get("restored_step") == 0  # collapsed: the start restored
+    if fine and train.get("lr_backbone") != 0 and not restored_start:
+        warnings.warn("the backbone was trained on these good images, and cross-fitting holds them out of the "
+                      "scorer, not out of training: the threshold will let through more false alarms than it "
+                      "promises (8.4% for 2.0% measured on magnetic-tile). Set it on good images training did not "
+                      f"see: cfnc-edge threshold --bundle {bundle_path} GOOD_IMAGES", RuntimeWarning, stacklevel=3)
 
 
 def _good_paths(data_root: Path | str) -> list[Path]:
@@ -323,8 +335,9 @@ def fit_and_write_combined(bundle: Bundle, model: CoarseToFine, images: np.ndarr
     return record
 
 
-def set_threshold(bundle_path: Path | str, good: list[Path | str], target_fpr: float | None = None,
-                  value: float | None = None, backend: str = "auto", progress: bool = True) -> dict:
+def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], target_fpr: float | None = None,
+                  value: float | None = None, backend: str = "auto", precision: str = "fp32",
+                  progress: bool = True) -> dict:
     """Set the bundle's threshold from good images that neither training nor the
     scorer saw (files or folders; e.g. a held-back set of good parts), for
     `target_fpr` (default: the bundle's); or the user's `value`.
@@ -333,14 +346,14 @@ def set_threshold(bundle_path: Path | str, good: list[Path | str], target_fpr: f
     training: after the backbone was trained on them their held-out scores are
     too low, and the threshold lets through more false alarms than it promises
     (accuracy-magnetic-tile.md). Images nobody saw are scored by the bundle
-    exactly as inspection scores frames (the Inspector)."""
+    exactly as inspection scores frames (the Inspector, at `backend` and `precision`)."""
     from cfnc_edge.api.inspection import expand_inputs
 
-    check(target_fpr=target_fpr, threshold=value)
-    bundle = Bundle.open(bundle_path)
+    check(target_fpr=target_fpr, threshold=value, precision=precision)
+    bundle = bundle_path if isinstance(bundle_path, Bundle) else Bundle.open(bundle_path)
     paths = expand_inputs([Path(g) for g in good])
     target_fpr = bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if target_fpr is None else target_fpr
-    insp = Inspector(bundle, backend=backend)
+    insp = Inspector(bundle, backend=backend, precision=precision)
     scores = np.array([r.score for i in tqdm(range(0, len(paths), 16), desc="scoring good images", unit="batch",
                                              disable=not progress, leave=False)
                        for r in insp([read_image(p) for p in paths[i:i + 16]])])
@@ -349,7 +362,7 @@ def set_threshold(bundle_path: Path | str, good: list[Path | str], target_fpr: f
         bundle.manifest["threshold"] = info
         bundle.write_manifest()
     if "compactness" in bundle.manifest:  # bundles from before the training evidence have no plot
-        plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
+        plot_training(bundle.manifest, bundle.path / TRAINING_PLOT)
     return info
 
 
@@ -397,6 +410,8 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
                     batch_size=batch_size, progress=progress, factor_precision=factor_precision,
                     data={"root": str(data_root), "fit_images": len(paths)})
     plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
+    if threshold is None:
+        _warn_if_backbone_trained(bundle.manifest.get("history") or [], bundle.manifest.get("train", {}), bundle_path)
     return bundle
 
 

@@ -97,16 +97,21 @@ def parse_image_size(text: str | int) -> int | list[int]:
 
 
 def parse_levels(text: str) -> tuple[int, ...]:
-    """`--fine-levels`: "0,1,2" -> (0, 1, 2); each level once, at least one. Checked."""
+    """`--fine-levels`: "0,1,2" -> (0, 1, 2). Checked (check_levels)."""
     try:
         levels = tuple(int(v) for v in str(text).split(","))
     except ValueError:
         levels = ()
+    check_levels(levels, text)
+    return levels
+
+
+def check_levels(levels, given=None) -> None:
+    """Pyramid levels of the fine loss: each of 0, 1, 2 at most once, at least one."""
     if not levels or len(set(levels)) != len(levels):
         raise CfncError(f"--fine-levels must be distinct pyramid levels among 0, 1, 2, comma-separated "
-                        f"(e.g. 0,1,2), got {text!r}")
+                        f"(e.g. 0,1,2), got {given if given is not None else levels!r}")
     check(fine_levels=levels)
-    return levels
 
 
 def check(**values) -> None:

@@ -47,7 +47,7 @@ DeviceOpt = typer.Option("auto", help="Where training and feature extraction run
 
 def _threshold_line(t: dict) -> str:
     if t.get("user_set"):
-        return f"threshold {t['value']:.3f} set by hand; {100 * t['good_above']:.1f}% of good training images above it"
+        return f"threshold {t['value']:.3f} set by hand; {100 * t['good_above']:.1f}% of the good images above it"
     return (f"threshold {t['value']:.3f}: expected false alarms {100 * t['expected_fpr']:.1f}% "
             f"+- {100 * t['fpr_std']:.1f}% on {t['n']} good images")
 
@@ -114,9 +114,10 @@ def train(
 
     r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
     ica, fca, noncontrastive = r["ica"], r["fca"], r["noncontrastive"]
-    ignored = [] if resume or ica or fca or noncontrastive else _ignored_training_options(ctx)
+    # FCA alone has no loss (Trainer.trainable): only ICA or the fine alignment trains
+    ignored = [] if resume or ica or noncontrastive else _ignored_training_options(ctx)
     if ignored:
-        typer.echo(f"warning: nothing trains with recipe {recipe!r} and no --ica/--fca/--noncontrastive, so "
+        typer.echo(f"warning: nothing trains with recipe {recipe!r} and neither --ica nor --noncontrastive, so "
                    f"{', '.join(ignored)} have no effect (--recipe paper trains)", err=True)
     # a resumed run keeps its checkpoint's model (and so its head's scorer) unless --scorer is given
     scorer = scorer if resume else r["scorer"]
@@ -168,12 +169,13 @@ def threshold(
                                                           "(default: the bundle's)."),
     value: Optional[float] = typer.Option(None, "--threshold", help="Set the threshold yourself instead."),
     backend: str = typer.Option("auto", help="The backend inspection will use (scores differ slightly by backend)."),
+    precision: str = typer.Option("fp32", help="The precision inspection will use: fp32 | fp16 | int8."),
 ):
     """Set the threshold from good images that training did not see: what a trained
     backbone needs (its cross-fitted threshold promises fewer false alarms than it gives)."""
     from cfnc_edge import api
 
-    info = api.set_threshold(bundle, good, target_fpr, value, backend)
+    info = api.set_threshold(bundle, good, target_fpr, value, backend, precision)
     typer.echo(f"{bundle}: {_threshold_line(info)}", err=True)
 
 

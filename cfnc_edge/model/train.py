@@ -140,12 +140,6 @@ class Trainer:
         self._healthy: tuple[int, dict] | None = None  # (step, weights) of the last healthy report
 
     @property
-    def trained_backbone(self) -> bool:
-        """Whether the fine alignment changed the backbone's weights: then the good
-        images it trained on are no longer unseen by the features that score them."""
-        return self.heads is not None and self.step > 0 and any(p.requires_grad for p in self.model.stages.parameters())
-
-    @property
     def trainable(self) -> bool:
         """Without ICA and without the fine alignment nothing has a loss: that is
         the PaDiM baseline (pretrained features, no training)."""

@@ -180,8 +180,10 @@ def _training_section(manifest: dict) -> list[str]:
                      f"training stopped and the weights of step {restored} were restored")
     elif std:
         lines.append(f"- encoder std x sqrt(width) at the end {std[-1]:.2f} (about 1 healthy, 0 collapsed)")
-    if not hist:
-        lines.append("- no training: the features are the backbone's ImageNet features")
+    if not hist:  # an empty history is "nothing trained" only if the configuration had nothing to train
+        model, train = manifest.get("model", {}), manifest.get("train", {})
+        lines.append("- no training history recorded in this bundle" if model.get("ica") or train.get("noncontrastive")
+                     else "- no training: the features are the backbone's ImageNet features")
     if "heldout_mean_distance" in compact:
         lines.append(f"- compactness: held-out good images' mean per-position Mahalanobis distance "
                      f"{compact['heldout_mean_distance']:.3f} (about sqrt(d) for a well-estimated Gaussian)")

@@ -69,14 +69,23 @@ def fit_memory_bank(model: CoarseToFine, images: np.ndarray, bank_size: float = 
 
 
 def part_quotas(sizes: list[int], target: int) -> list[int]:
-    """Bank rows per part, in proportion to its patches, summing to exactly `target`
-    (largest remainders; rounding each part on its own could exceed --max-bank),
-    at least one row per part and at most its patches."""
+    """Bank rows per part, summing to exactly `target` (rounding each part's share
+    on its own could exceed --max-bank): every non-empty part keeps one row (a
+    part's images need a neighbour when the others are held out), the rest is
+    shared in proportion to the parts' patches by largest remainders, at most a
+    part's patches. With fewer rows asked than non-empty parts, each keeps one."""
     sizes_a = np.asarray(sizes, np.int64)
-    share = target * sizes_a / sizes_a.sum()
-    quota = np.floor(share).astype(np.int64)
-    quota[np.argsort(quota - share, kind="stable")[:target - quota.sum()]] += 1
-    return np.clip(quota, 1, sizes_a).tolist()
+    quota = (sizes_a > 0).astype(np.int64)
+    rest, room = max(0, target - int(quota.sum())), sizes_a - quota
+    if rest and room.sum():
+        share = np.minimum(rest * room / room.sum(), room)
+        extra = np.floor(share).astype(np.int64)
+        left = min(rest, int(room.sum())) - int(extra.sum())
+        order = np.argsort(extra - share, kind="stable")  # largest remainders first
+        order = order[extra[order] < room[order]][:left]
+        extra[order] += 1
+        quota += extra
+    return quota.tolist()
 
 
 def fit_bank(part_features: Callable[[np.ndarray], np.ndarray], n: int, per_image: int, bank_size: float = 0.1,

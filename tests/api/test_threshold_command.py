@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cfnc_edge.api import set_threshold, train
+from cfnc_edge.api import refit, set_threshold, train
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
@@ -61,8 +61,17 @@ def test_training_the_backbone_warns_that_the_cross_fitted_threshold_is_optimist
     with pytest.warns(RuntimeWarning, match="backbone was trained on these good images"):
         train(tiny_data, tmp_path / "a", ModelConfig(image_size=TINY, feature_dim=8), TrainConfig(steps=2, batch_size=4),
               progress=False)
+    with pytest.warns(RuntimeWarning, match="backbone was trained on these good images"):  # refit cross-fits again
+        refit(tmp_path / "a", tiny_data, progress=False)
     with warnings.catch_warnings(record=True) as caught:  # frozen backbone: its threshold held (0.5% for 2.0%)
         warnings.simplefilter("always")
         train(tiny_data, tmp_path / "b", ModelConfig(image_size=TINY, feature_dim=8),
               TrainConfig(steps=2, batch_size=4, lr_backbone=0.0), progress=False)
     assert not [w for w in caught if "backbone was trained" in str(w.message)]
+
+
+def test_fine_levels_are_checked_through_the_api_too(tiny_data, tmp_path):
+    with pytest.raises(CfncError, match="--fine-levels must be distinct pyramid levels"):
+        train(tiny_data, tmp_path / "b", ModelConfig(image_size=TINY, feature_dim=8),
+              TrainConfig(steps=2, fine_levels=()), progress=False)
+    assert not (tmp_path / "b" / "versions").exists()

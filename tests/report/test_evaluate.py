@@ -45,3 +45,8 @@ def test_the_training_section_names_a_collapse_and_an_ica_only_run():
     md = "\n".join(_training_section({"threshold": {}, "compactness": compact, "history": ica_only}))
     assert "coarse alignment (ICA) loss 0.3000 -> 0.1000 over 10 steps" in md and "no training" not in md
     assert _training_section({"threshold": {}}) == []  # a bundle from before the training evidence
+    untrained = {"threshold": {}, "compactness": compact, "history": [], "model": {"ica": False},
+                 "train": {"noncontrastive": False}}
+    assert "no training: the features are the backbone's ImageNet features" in "\n".join(_training_section(untrained))
+    no_record = {**untrained, "train": {"noncontrastive": True}}  # trained, but its history was not kept
+    assert "no training history recorded" in "\n".join(_training_section(no_record))

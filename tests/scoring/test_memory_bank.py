@@ -189,12 +189,22 @@ def test_refit_switches_scorer_and_drops_stale_graphs(knn_bundle, tmp_path, tiny
 
 
 def test_part_quotas_sum_to_the_target_in_proportion(rng):
-    for _ in range(50):
-        sizes = rng.integers(50, 5000, size=rng.integers(1, 12)).tolist()
-        target = int(rng.integers(len(sizes), sum(sizes) + 1))
-        q = np.array(part_quotas(sizes, target))
-        assert q.sum() == target and (q >= 1).all() and (q <= sizes).all()
-        assert np.all(np.abs(q - target * np.array(sizes) / sum(sizes)) < 1)  # each within one row of its share
+    # fixed cases where rounding, or a floor of one row after it, overshot the target
+    assert part_quotas([5000, 50], 2) == [1, 1]
+    assert part_quotas([85, 1063, 866, 2779, 2741], 6) == [1, 1, 1, 2, 1]
+    assert part_quotas([100] * 5, 3) == [1] * 5  # fewer rows than parts: one each, said so in the docstring
+    assert part_quotas([0, 10, 10], 4) == [0, 2, 2]  # an empty part gets nothing
+    for _ in range(2000):
+        sizes = rng.integers(1, 5000, size=rng.integers(1, 12))
+        sizes[rng.random(len(sizes)) < 0.2] = 1  # tiny parts
+        target = int(rng.integers(len(sizes), sizes.sum() + 1))
+        q = np.array(part_quotas(sizes.tolist(), target))
+        assert q.sum() == target and (q >= 1).all() and (q <= sizes).all(), (sizes, target, q)
+        # in proportion: a larger part never gets fewer rows, and each is near its share (the one-row
+        # floor of the tiny parts is taken from the others)
+        order = np.argsort(sizes, kind="stable")
+        assert np.all(np.diff(q[order]) >= 0)
+        assert np.all(np.abs(q - target * sizes / sizes.sum()) < 2 + (sizes == 1).sum())
 
 
 def test_the_bank_never_exceeds_max_bank(rng):
