@@ -54,7 +54,8 @@ CONFIGS = {
     "full-lite1": ("efficientnet-lite1", True, True, True, {}),
     # the backbone frozen (only ICA, FCA and the heads train): is it the backbone's drift that costs PRO?
     "full-frozen": ("efficientnet-lite0", True, True, True, {"lr_backbone": 0.0}),
-    "no-ica-frozen": ("efficientnet-lite0", False, True, True, {"lr_backbone": 0.0}),
+    # the fine alignment alone (no warps at all): is it the warps that cost PRO?
+    "nc-only": ("efficientnet-lite0", False, False, True, {}),
 }
 LABELS = {
     "padim": "PaDiM baseline (no training)", "full": "full method (ICA + FCA + non-contrastive)",
@@ -62,7 +63,8 @@ LABELS = {
     "full-deep": "full method, fine loss at stride 16 only",
     "padim-lite1": "PaDiM baseline, EfficientNet-Lite1", "padim-lite2": "PaDiM baseline, EfficientNet-Lite2",
     "full-lite1": "full method, EfficientNet-Lite1",
-    "full-frozen": "full method, backbone frozen", "no-ica-frozen": "without ICA, backbone frozen",
+    "full-frozen": "full method, backbone frozen",
+    "nc-only": "non-contrastive stage only (no ICA, no FCA)",
 }
 SIZE = 224
 
