@@ -38,7 +38,7 @@ from cfnc_edge.model.train import (
     read_checkpoint_config,
     resolve_device,
 )
-from cfnc_edge.report.training_curves import TRAINING_PLOT, angle_summary, plot_training
+from cfnc_edge.report.training_curves import TRAINING_PLOT, angle_summary, has_training_evidence, plot_training
 from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
@@ -215,7 +215,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     history = trainer.fit(torch.from_numpy(images), ckpt if trainer.trainable else None, progress)
     t_train = time.perf_counter() - t0
     if threshold is None:
-        _warn_if_backbone_trained(history, train_cfg.to_dict(), model_cfg.to_dict(), out)
+        _warn_if_threshold_optimistic(history, train_cfg.to_dict(), model_cfg.to_dict(), out)
 
     bundle = Bundle(out)
     timing = {"train_seconds": round(t_train, 1), "device": _device_name(torch_device)}
@@ -235,7 +235,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     return bundle
 
 
-def _warn_if_backbone_trained(history: list[dict], train: dict, model: dict, bundle_path: Path | str) -> None:
+def _warn_if_threshold_optimistic(history: list[dict], train: dict, model: dict, bundle_path: Path | str) -> None:
     """Cross-fitting holds each good image out of the scorer, not out of training.
     Measured on magnetic-tile (accuracy-magnetic-tile.md): with the backbone and the
     alignment modules trained together the threshold let through 8.4% of good parts
@@ -249,6 +249,11 @@ def _warn_if_backbone_trained(history: list[dict], train: dict, model: dict, bun
                       "alarms than it promises (8.4% for 2.0% measured on magnetic-tile). Set it on good images "
                       f"training did not see: cfnc-edge threshold --bundle {bundle_path} GOOD_IMAGES",
                       RuntimeWarning, stacklevel=3)
+
+
+def _bundle_target_fpr(bundle: Bundle, given: float | None) -> float:
+    """The rate asked for, or the one the bundle's threshold was set for (1% if it records none)."""
+    return bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if given is None else given
 
 
 def _good_paths(data_root: Path | str) -> list[Path]:
@@ -347,16 +352,16 @@ def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], targ
     `target_fpr` (default: the bundle's); or the user's `value`.
 
     Cross-fitting holds each good training image out of the scorer, not out of
-    training: after the backbone was trained on them their held-out scores are
-    too low, and the threshold lets through more false alarms than it promises
-    (accuracy-magnetic-tile.md). Images nobody saw are scored by the bundle
+    training: after the backbone and the alignment modules were trained on them
+    their held-out scores are too low, and the threshold lets through more false
+    alarms than it promises (accuracy-magnetic-tile.md). Images nobody saw are scored by the bundle
     exactly as inspection scores frames (the Inspector, at `backend` and `precision`)."""
     from cfnc_edge.api.inspection import expand_inputs
 
     check(target_fpr=target_fpr, threshold=value, precision=precision)
     bundle = bundle_path if isinstance(bundle_path, Bundle) else Bundle.open(bundle_path)
     paths = expand_inputs([Path(g) for g in good])
-    target_fpr = bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if target_fpr is None else target_fpr
+    target_fpr = _bundle_target_fpr(bundle, target_fpr)
     insp = Inspector(bundle, backend=backend, precision=precision)
     scores = np.array([r.score for i in tqdm(range(0, len(paths), 16), desc="scoring good images", unit="batch",
                                              disable=not progress, leave=False)
@@ -365,7 +370,7 @@ def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], targ
     with bundle.transaction():
         bundle.manifest["threshold"] = info
         bundle.write_manifest()
-    if "compactness" in bundle.manifest:  # bundles from before the training evidence have no plot
+    if has_training_evidence(bundle.manifest):
         plot_training(bundle.manifest, bundle.path / TRAINING_PLOT)
     return info
 
@@ -388,7 +393,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer
     check(scorer=scorer)
-    target_fpr = bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if target_fpr is None else target_fpr
+    target_fpr = _bundle_target_fpr(bundle, target_fpr)
     # a bundle without a Gaussian (knn) gets the default estimator; an old Gaussian bundle keeps its eps
     previous = bundle.manifest.get("gaussian", {"eps": 0.01, "covariance": "ledoit-wolf"})
     if factor_precision is None:  # keep the bundle's setting, or fp32 for a scorer without a factor
@@ -415,7 +420,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
                     data={"root": str(data_root), "fit_images": len(paths)})
     plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
     if threshold is None:
-        _warn_if_backbone_trained(bundle.manifest.get("history") or [], bundle.manifest.get("train", {}),
+        _warn_if_threshold_optimistic(bundle.manifest.get("history") or [], bundle.manifest.get("train", {}),
                                   bundle.manifest.get("model", {}), bundle_path)
     return bundle
 

@@ -117,7 +117,8 @@ class Trainer:
         backbone = {id(p) for p in model.stages.parameters()}
         for p in model.stages.parameters():  # frozen: gradients still flow through it to the FCA modules below
             p.requires_grad_(lr_backbone > 0)
-        rest = [p for p in model.parameters() if id(p) not in {id(q) for q in ica_params}]
+        ica_ids = {id(p) for p in ica_params}
+        rest = [p for p in model.parameters() if id(p) not in ica_ids]
         if lr_backbone == cfg.lr:  # one group in parameter order, as checkpoints before lr_backbone hold it
             split = [(rest, cfg.lr)]
         else:

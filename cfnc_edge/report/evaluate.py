@@ -13,7 +13,7 @@ from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
-from cfnc_edge.report.training_curves import TRAINING_PLOT, plot_training
+from cfnc_edge.report.training_curves import TRAINING_PLOT, has_training_evidence, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
@@ -124,9 +124,8 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
                                            heat_scale(inspector.threshold, float(scores[i])), mask))
         result.examples.append(name)
-    manifest = inspector.bundle.manifest
-    if "compactness" in manifest and "threshold" in manifest:  # bundles older than the training evidence lack it
-        plot_training(manifest, out / TRAINING_PLOT)
+    if has_training_evidence(inspector.bundle.manifest):
+        plot_training(inspector.bundle.manifest, out / TRAINING_PLOT)
     (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
 
@@ -164,7 +163,7 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
 def _training_section(manifest: dict) -> list[str]:
     """How the bundle was trained, beside how it performs: a defect missed on a
     collapsed or untrained model reads differently from one missed on a healthy one."""
-    if "compactness" not in manifest or "threshold" not in manifest:
+    if not has_training_evidence(manifest):
         return []
     hist, compact = manifest.get("history") or [], manifest["compactness"]
     lines = ["", "## Training", ""]

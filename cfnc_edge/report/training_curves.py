@@ -69,6 +69,11 @@ def _histogram(title: str, summary: dict) -> np.ndarray:
     return img
 
 
+def has_training_evidence(manifest: dict) -> bool:
+    """Bundles written before the training evidence (compactness, threshold record) have none to show."""
+    return "compactness" in manifest and "threshold" in manifest
+
+
 def plot_training(manifest: dict, path: Path) -> Path:
     """Loss curves, encoder std (collapse shows as 0), ICA angle histogram and the
     compactness figure of a bundle manifest, as one PNG."""
