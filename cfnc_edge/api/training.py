@@ -207,6 +207,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     t0 = time.perf_counter()
     model = CoarseToFine(model_cfg, pretrained=True, weights=weights).to(torch_device)
     images, frame_of = training_images(paths, model_cfg.input_size, tiling, progress)
+    if model.ica is not None and not resume:  # a resumed run has its template in the checkpoint
+        model.fit_template(images, train_cfg.batch_size)
     trainer = Trainer(model, train_cfg)
     if resume:
         trainer.load_checkpoint(ckpt)

@@ -2,8 +2,9 @@
 
 Both follow the appendix of the paper: a localisation net of two 3x3 convs,
 two max-pools and two fully connected layers. ICA regresses one rotation
-angle; FCA regresses a full 2x3 affine matrix. The last layer starts at zero
-so both start as the identity and training moves them only when it pays.
+angle (on top of a template search once one is fitted); FCA regresses a full
+2x3 affine matrix. The last layer starts at zero so both start as the
+identity (or as the search's pose) and training moves them only when it pays.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cfnc_edge.errors import CfncError
+from cfnc_edge.model.template_alignment import TemplateSearch, rotation_theta
 
 
 def base_grid(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -77,7 +81,7 @@ class _Warper(nn.Module):
 
 
 class ImageAlignment(_Warper):
-    """ICA: rotate each image to the batch consensus pose.
+    """ICA: rotate (and centre) each image to a canonical pose.
 
     `size` is the (h, w) of the images. grid_sample's normalised coordinates
     span [-1, 1] on both axes whatever the aspect ratio, so a rotation matrix
@@ -85,6 +89,11 @@ class ImageAlignment(_Warper):
     conjugated by the pixel-to-normalised scale instead: theta =
     D R D^-1 with D = diag(1/w, 1/h), i.e. [[c, -s h/w], [s w/h, c]], a true
     rotation of the pixels (runtime/postprocess.py inverts it in pixels).
+
+    With a fitted template (`fit_template`, model/template_alignment.py) the
+    pose is the template search's rotation and shift plus the localisation
+    net's residual angle, read off the coarsely aligned image. Unfitted, it is
+    the paper's ICA: the net's angle alone, no shift.
     """
 
     def __init__(self, in_channels: int = 3, loc_size: int = 32, size: tuple[int, int] | None = None):
@@ -92,13 +101,24 @@ class ImageAlignment(_Warper):
         self.loc = _Localisation(in_channels, 1, loc_size)
         # w / h as a constant of the graph when the size is known (the model's case)
         self.aspect = size[1] / size[0] if size else None
+        self.search = TemplateSearch(size) if size else None
+
+    def fit_template(self, batches) -> dict:
+        """Fit the search's template from good images: an iterable of (B, C, h, w) batches as ICA sees them."""
+        if self.search is None:
+            raise CfncError("ImageAlignment needs its image size to fit a template; build it with size=(h, w)")
+        return self.search.fit(batches)
 
     def theta(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.loc(x)[:, 0]
-        c, s = torch.cos(a), torch.sin(a)
         r = self.aspect or x.shape[-1] / x.shape[-2]
-        rot = torch.stack([torch.stack([c, -s / r], -1), torch.stack([s * r, c], -1)], 1)
-        return F.pad(rot, (0, 1))  # zero translation
+        if self.search is None or not self.search.fitted:
+            return rotation_theta(self.loc(x)[:, 0], r)
+        with torch.no_grad():  # argmax: nothing to learn through the search
+            angle, shift = self.search.locate(x)
+        small = F.interpolate(x, size=(self.loc.size,) * 2, mode="bilinear", align_corners=False)
+        # rotations about the part's centre compose by adding angles
+        residual = self.loc(warp(small, rotation_theta(angle, r, shift)))[:, 0]
+        return rotation_theta(angle + residual, r, shift)
 
     def forward(self, x):
         t = self.theta(x)

@@ -122,6 +122,15 @@ class CoarseToFine(nn.Module):
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() - self.mean) / self.std
 
+    @torch.no_grad()
+    def fit_template(self, images_u8: np.ndarray, batch_size: int = 32) -> dict:
+        """Fit ICA's template search on good uint8 images (N, 3, h, w), once, before
+        training (model/template_alignment.py); returns the fit's summary."""
+        device = self.mean.device
+        batches = (self.normalise(torch.from_numpy(np.ascontiguousarray(images_u8[s:s + batch_size])).to(device))
+                   for s in range(0, len(images_u8), batch_size))
+        return self.ica.fit_template(batches)
+
     def align_image(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.ica is None:
             eye = torch.eye(2, 3, dtype=x.dtype, device=x.device)

@@ -12,6 +12,9 @@ from tqdm import tqdm
 from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
+from cfnc_edge.images import preprocess
+from cfnc_edge.model.loading import load_model
+from cfnc_edge.report.alignment_plot import ALIGNMENT_PLOT, plot_alignment
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.report.training_curves import TRAINING_PLOT, has_training_evidence, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
@@ -126,6 +129,10 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         result.examples.append(name)
     if has_training_evidence(inspector.bundle.manifest):
         plot_training(inspector.bundle.manifest, out / TRAINING_PLOT)
+    if inspector.bundle.model_config.get("ica"):  # posed parts should land in one pose: shown, not only told
+        frames = [smp.load()[0] for smp in samples[::max(1, len(samples) // 8)][:8]]
+        plot_alignment(load_model(inspector.bundle), preprocess(frames, inspector.bundle.model_config["image_size"]),
+                       out / ALIGNMENT_PLOT)
     (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
 
@@ -153,6 +160,9 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
                   "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
                       "match, 1 = twice the threshold or more)."]
     lines += _training_section(inspector.bundle.manifest)
+    if inspector.bundle.model_config.get("ica"):
+        lines += ["", "## Coarse alignment (ICA)", "", "Test images (top) and as ICA aligned them (bottom).", "",
+                  f"![ICA alignment]({ALIGNMENT_PLOT})"]
     if result.examples:
         lines += ["", "## Examples", "", "Highest- and lowest-scoring images of each type "
                   "(input, ground truth in red, anomaly heatmap).", ""]
