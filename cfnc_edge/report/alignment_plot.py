@@ -17,8 +17,6 @@ from cfnc_edge.model.alignment import ica_angle_degrees, warp
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
 from cfnc_edge.report.visualize import label
 
-ALIGNMENT_PLOT = "ica-alignment.png"
-
 
 @torch.no_grad()
 def plot_alignment(model: CoarseToFine, images_u8: np.ndarray, path: Path | str, n: int = 8,

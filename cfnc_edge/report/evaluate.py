@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -13,14 +14,14 @@ from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.images import preprocess
-from cfnc_edge.model.loading import load_model
-from cfnc_edge.report.alignment_plot import ALIGNMENT_PLOT, plot_alignment
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.report.training_curves import TRAINING_PLOT, has_training_evidence, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
 from cfnc_edge.scoring.threshold import normalized
+
+ALIGNMENT_PLOT = "ica-alignment.png"
 
 
 @dataclass
@@ -129,12 +130,21 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         result.examples.append(name)
     if has_training_evidence(inspector.bundle.manifest):
         plot_training(inspector.bundle.manifest, out / TRAINING_PLOT)
-    if inspector.bundle.model_config.get("ica"):  # posed parts should land in one pose: shown, not only told
+    if _draws_alignment(inspector):  # posed parts should land in one pose: shown, not only told
+        from cfnc_edge.model.loading import load_model
+        from cfnc_edge.report.alignment_plot import plot_alignment
+
         frames = [smp.load()[0] for smp in samples[::max(1, len(samples) // 8)][:8]]
         plot_alignment(load_model(inspector.bundle), preprocess(frames, inspector.bundle.model_config["image_size"]),
                        out / ALIGNMENT_PLOT)
     (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
+
+
+def _draws_alignment(inspector: Inspector) -> bool:
+    """ICA bundles get the alignment picture, drawn by the PyTorch model: the
+    torch-free runtime evaluates without it."""
+    return bool(inspector.bundle.model_config.get("ica")) and find_spec("torch") is not None
 
 
 def _pct(v: float) -> str:
@@ -160,7 +170,7 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
                   "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
                       "match, 1 = twice the threshold or more)."]
     lines += _training_section(inspector.bundle.manifest)
-    if inspector.bundle.model_config.get("ica"):
+    if _draws_alignment(inspector):
         lines += ["", "## Coarse alignment (ICA)", "", "Test images (top) and as ICA aligned them (bottom).", "",
                   f"![ICA alignment]({ALIGNMENT_PLOT})"]
     if result.examples:

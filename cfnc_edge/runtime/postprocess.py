@@ -24,7 +24,8 @@ def unwarp_matrix(theta: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     ICA resampled the input at theta @ p, so input point q appears in the
     aligned frame at theta^-1 @ q (in normalised coordinates). Each axis is
     converted with its own length, which undoes the aspect correction ICA
-    applied to its rotation (model/alignment.py): the result is a rotation in pixels.
+    applied to its rotation (model/alignment.py): the result is a rotation in pixels,
+    plus the shift of the template search (model/template_alignment.py).
     """
     t = _pixel_to_normalised(*as_hw(size))
     a = np.vstack([np.asarray(theta, np.float64), [0, 0, 1]])

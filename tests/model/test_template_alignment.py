@@ -132,3 +132,16 @@ def test_onnx_export_of_a_fitted_template_matches_torch(fitted):
     f_onnx, t_onnx = sess.run(["features", "theta"], {"images": frames})
     np.testing.assert_allclose(t_onnx, theta.numpy(), atol=1e-4)
     assert np.abs(f_onnx - feats.numpy()).max() / np.abs(feats.numpy()).max() < 1e-3
+
+
+def test_alignment_picture_has_a_raw_and_an_aligned_row(fitted, tmp_path):
+    from cfnc_edge.report.alignment_plot import plot_alignment
+
+    model = CoarseToFine(ModelConfig(image_size=S, feature_dim=16, fca=False), pretrained=False).eval()
+    model.ica.load_state_dict(fitted.state_dict())
+    frames = np.stack([preprocess([_posed(a)], S)[0] for a in (0, 120, 240)])
+    img = cv2.imread(str(plot_alignment(model, frames, tmp_path / "a.png", tile=64)))
+    assert img.shape == (128, 3 * 64, 3)
+    top, bottom = img[20:64].astype(float), img[84:128].astype(float)
+    # the raw parts differ from each other; the aligned ones much less
+    assert np.abs(bottom[:, 64:128] - bottom[:, :64]).mean() < 0.5 * np.abs(top[:, 64:128] - top[:, :64]).mean()

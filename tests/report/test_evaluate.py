@@ -31,6 +31,9 @@ def test_eval_report_shows_how_the_bundle_was_trained(tiny_bundle, tiny_data, tm
     assert "![training](training.png)" in md
     plot = cv2.imread(str(tmp_path / "report" / "training.png"))
     assert plot is not None and plot.shape[1] == 3 * 360  # loss, collapse check, ICA angles
+    # the bundle has ICA: the report shows test images before and after alignment
+    assert "![ICA alignment](ica-alignment.png)" in md
+    assert cv2.imread(str(tmp_path / "report" / "ica-alignment.png")).shape[0] == 2 * 160
 
 
 def test_the_training_section_names_a_collapse_and_an_ica_only_run():

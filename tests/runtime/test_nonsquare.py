@@ -129,11 +129,13 @@ def test_ica_rotates_the_pixels_of_a_non_square_image(rng, hw, degrees):
 
 
 def test_gpu_postprocess_code_matches_opencv_at_a_non_square_size(rng):
-    """The code the GPU runs (with CuPy) reproduces the CPU's maps at (h, w), rotation included."""
-    dist = (rng.random((2, 16, 40)) * 4 + 1).astype(np.float32)
+    """The code the GPU runs (with CuPy) reproduces the CPU's maps at (h, w), rotation and the
+    template search's shift included."""
+    dist = (rng.random((3, 16, 40)) * 4 + 1).astype(np.float32)
     a, r = 0.3, HW[1] / HW[0]
     theta = np.array([[np.cos(a), -np.sin(a) / r, 0.0], [np.sin(a) * r, np.cos(a), 0.0]], np.float32)
-    thetas = np.stack([np.eye(2, 3, dtype=np.float32), theta])
+    shifted = theta + np.array([[0, 0, 0.12], [0, 0, -0.08]], np.float32)
+    thetas = np.stack([np.eye(2, 3, dtype=np.float32), theta, shifted])
     ref = anomaly_maps(dist, thetas, HW)
-    assert ref.shape == (2, *HW)
+    assert ref.shape == (3, *HW)
     np.testing.assert_allclose(anomaly_maps_ndimage(dist, thetas, HW), ref, rtol=1e-5, atol=1e-5)
