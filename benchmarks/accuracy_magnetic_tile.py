@@ -168,7 +168,7 @@ def run_one(args) -> list[dict]:
     t1 = time.perf_counter()
     ftr, ttr = features(d["train"])
     batches = cached_batches(ftr, ttr)
-    base = fit_gaussian(batches, len(ftr), model.cfg.positions, model.cfg.feature_dim, covariances[0])
+    base = fit_gaussian(batches, len(ftr), model.cfg.positions, model.cfg.feature_dim, covariances[0], folds=5)
     t_fit = time.perf_counter() - t1
     fte, tte = features(d["test"])
     labels, masks, defects = d["labels"], d["masks"], d["defects"]

@@ -18,8 +18,9 @@ The threshold is then set for the target false-alarm rate from the
 cross-fitted fused scores, as for the single scorers.
 
 Three passes over the good images, each one forward pass giving both heads:
-the Gaussian's fold sums, the bank part by part, then every image scored by
-the Gaussian without its fold and the bank without its part.
+the Gaussian's sums, the bank part by part, then every image scored by the
+Gaussian without it (leave-one-out, or without its fold for tiles) and the
+bank without its own rows.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from cfnc_edge.runtime.combined import FUSION_FIELDS, fuse, split_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
-from cfnc_edge.scoring.crossfit import leave_part_out
+from cfnc_edge.scoring.crossfit import part_of as crossfit_part_of
+from cfnc_edge.scoring.crossfit import part_rows
 from cfnc_edge.scoring.fit import fit_gaussian, heldout_gaussians
 from cfnc_edge.scoring.memory_bank import MAX_BANK, fit_bank, split_parts
 
@@ -58,11 +60,16 @@ def _scores(dist: np.ndarray, thetas: np.ndarray, size: tuple[int, int]) -> np.n
 
 
 def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "ledoit-wolf", eps: float = 0.01,
-                 folds: int = 5, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
-                 batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None):
+                 folds: int | None = None, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
+                 batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None,
+                 weight: float = 0.5):
     """uint8 good images -> (Gaussian fit, bank tensors with the fusion constants, bank info,
     cross-fitted fused scores (N,), ICA angles (N,) in degrees, the held-out good images' mean
-    per-position Mahalanobis distance: the Gaussian's compactness figure)."""
+    per-position Mahalanobis distance: the Gaussian's compactness figure). `weight`: the
+    Gaussian's share w of the fused map 2 w G / m_G + 2 (1 - w) K / m_K (0.5: equal units;
+    `--recipe auto` chooses it per dataset, selection/evaluate.py)."""
+    if not 0 < weight < 1:
+        raise ValueError(f"the fusion weight must be in (0, 1), got {weight}")
     model.eval()
     heads = _heads(model, images, batch_size)
     n, size = len(images), model.cfg.input_size
@@ -76,27 +83,28 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
     tensors, info = fit_bank(part_patches, n, sh * sw, bank_size, seed, max_bank, progress=progress, groups=groups)
 
     parts = split_parts(n, info["part_images"], info["seed"], groups)
-    part_of = np.empty(n, np.int64)
-    for j, idx in enumerate(parts):
-        part_of[idx] = j
-    banks = [CpuNearestNeighbour(**{k: v for k, v in leave_part_out(tensors, j).items() if k != "part"})
-             for j in range(len(parts))]
+    part_of = crossfit_part_of(parts, n)
+    rows = part_rows(tensors["part"], len(parts))  # part j held out: the deployed bank less these rows
+    nn = CpuNearestNeighbour(tensors["bank"], tensors["center"])
     gauss, bank = np.empty((n, h, w), np.float32), np.empty((n, sh, sw), np.float32)
     thetas = np.empty((n, 2, 3), np.float32)
-    for idx, mean, factor in tqdm(heldout_gaussians(fit), total=len(fit.folds), desc="cross-fit",
-                                  disable=not progress, unit="fold", leave=False):
-        maha = CpuMahalanobis(mean, factor)
+    # leave-one-out: all images in one pass under the fitted Gaussian; folds: a pass per fold
+    held = ([(np.arange(n), None)] if fit.leave_one_out else
+            ((idx, CpuMahalanobis(mean, factor)) for idx, mean, factor in heldout_gaussians(fit)))
+    for idx, maha in tqdm(held, total=1 if fit.leave_one_out else len(fit.folds), desc="cross-fit",
+                          disable=not progress, unit="pass", leave=False):
         for sel, proj, pooled, th in heads(idx):
-            gauss[sel], thetas[sel] = maha(proj), th
+            gauss[sel], thetas[sel] = fit.loo_distances(proj) if maha is None else maha(proj), th
             for j in np.unique(part_of[sel]):
                 mine = part_of[sel] == j
-                bank[sel[mine]] = banks[j](pooled[mine])
+                bank[sel[mine]] = nn(pooled[mine], skip=rows[j])
     # each scorer alone, as inference maps it (the bank's distances resized onto the Gaussian's grid as fused)
-    fusion = np.array([_scores(gauss, thetas, size).mean(),
-                       _scores(fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean()])
+    fusion = np.array([_scores(gauss, thetas, size).mean() / (2 * weight),
+                       _scores(fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean() / (2 * (1 - weight))])
     fused = _scores(fuse(gauss, bank, fusion), thetas, size)
     tensors = {**tensors, "fusion": fusion, "pooled_shape": np.array([sh, sw], np.int64)}
-    info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score",
+    info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score, weighted",
+            "weight": weight,
             "fusion": dict(zip(FUSION_FIELDS, map(float, fusion))), "bank": info}
     angles = ica_angle_degrees(thetas)
     return fit, tensors, info, fused, angles, float(gauss.mean())

@@ -19,6 +19,8 @@ import torch
 from tqdm import tqdm
 
 from cfnc_edge.api.combined import fit_combined, write_combined_model
+from cfnc_edge.api.selection import DEFAULT_BUDGET
+from cfnc_edge.api.selection import select as select_recipe
 from cfnc_edge.api.validation import check, check_levels
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, holds_lock
 from cfnc_edge.bundle.schema import dumps as strict_json
@@ -46,12 +48,14 @@ from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.runtime.scoring import CpuScoring
 from cfnc_edge.runtime.tiling import Tiling, cut_all, frame_max
 from cfnc_edge.scoring import crossfit
+from cfnc_edge.scoring.crossfit import FOLDS
 from cfnc_edge.scoring.factor import gaussian_tensors
 from cfnc_edge.scoring.fit import (
     GaussianFit,
     ScoreFn,
     crossfit_scores,
     fit_gaussian,
+    loo_scores,
     model_batches,
     write_model,
 )
@@ -78,11 +82,14 @@ HEAD_SCORERS = {head: scorer for scorer, head in SCORER_HEADS.items()}
 # lost pixel AUROC and PRO. The fusion matched or beat the better single
 # scorer's image AUROC on the four magnetic-tile sets measured.
 # "paper": ICA + FCA + dense non-contrastive training, Gaussian.
+# "auto" (the default): the features and the scorer chosen per dataset on
+# synthetic defects of its good images (api/selection.py); nothing trains.
 RECIPES = {
+    "auto": {"ica": False, "fca": False, "noncontrastive": False, "scorer": None},
     "pretrained": {"ica": False, "fca": False, "noncontrastive": False, "scorer": "combined"},
     "paper": {"ica": True, "fca": True, "noncontrastive": True, "scorer": "gaussian"},
 }
-DEFAULT_RECIPE = "pretrained"
+DEFAULT_RECIPE = "auto"
 
 
 def recipe(name: str = DEFAULT_RECIPE, **given) -> dict:
@@ -113,7 +120,7 @@ def _with_user_value(info: dict, scores: np.ndarray, value: float | None) -> dic
     it is their fraction above it (the promise for the target rate no longer applies)."""
     if value is None:
         return info
-    for k in ("rank", "expected_fpr", "fpr_std", "fpr_upper95", "warning"):
+    for k in ("rank", "expected_fpr", "fpr_std", "fpr_upper95", "warning", "tail"):
         info.pop(k, None)
     return {**info, "value": float(value), "user_set": True, "good_above": float((scores > value).mean())}
 
@@ -127,9 +134,14 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
     (of whole frames when `images` are tiles: `frame_of` their frame)."""
     t0 = time.perf_counter()
     batches = model_batches(model, images, batch_size, progress)
+    if folds is None and factor_precision != "fp32":  # the threshold must see the compressed factor's distances
+        folds = FOLDS
     fit = fit_gaussian(batches, len(images), model.cfg.positions, model.cfg.feature_channels, covariance, eps, folds,
                        groups=frame_of)
-    scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.input_size, factor_precision))
+    if fit.leave_one_out:
+        scores, dists = loo_scores(batches, fit, lambda d, t: anomaly_maps(d, t, model.cfg.input_size))
+    else:
+        scores, dists = crossfit_scores(batches, fit, cpu_score_fn(model.cfg.input_size, factor_precision))
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     info = _with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold)
     compact = {"heldout_mean_distance": float(dists.mean()), "heldout_mean_score": float(scores.mean()),
@@ -145,16 +157,20 @@ def _fit_and_threshold(bundle: Bundle, model: CoarseToFine, images: np.ndarray, 
 @holds_lock("out")  # a second writer to `out` is refused at its start
 def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None = None,
           train_cfg: TrainConfig | None = None, covariance: str = "ledoit-wolf", eps: float = 0.01,
-          folds: int = 5, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
+          folds: int | None = None, target_fpr: float = 0.01, threshold: float | None = None, resume: bool = False,
           weights: Path | None = None, progress: bool = True, scorer: str | None = None,
           bank_size: float = 0.1, max_bank: int | None = MAX_BANK, factor_precision: str = "fp32",
-          device: str = "auto", tile=None, tile_overlap: float = 0.0) -> Bundle:
+          device: str = "auto", tile=None, tile_overlap: float = 0.0, recipe_name: str = DEFAULT_RECIPE,
+          budget: float | None = None, fusion_weight: float = 0.5, fixed: dict | None = None) -> Bundle:
     """Train the model on train/good (if its configuration has anything to train),
     fit the scorer, set the threshold for `target_fpr` from cross-fitted scores of
     every good image, and write a complete bundle (plus training.png) to `out`.
-    Without `model_cfg`: the default recipe (`recipe()`: ImageNet features, the
-    combined scorer); `scorer` defaults to the recipe's, or with a `model_cfg`
-    to the one its feature head serves (projection: the Gaussian).
+    Without `model_cfg`: the recipe `recipe_name` (default "auto": backbone, input
+    size, alignment and scorer chosen on synthetic defects within `budget`, see
+    api/selection.py); `scorer` defaults to the recipe's (auto: fixes the scorer it
+    searches), or with a `model_cfg` to the one its feature head serves
+    (projection: the Gaussian). `fusion_weight`: the combined scorer's Gaussian share.
+    `fixed` (auto): {"backbone": name, "short_side": S}, values not None restrict the search.
     `scorer="knn"`: a memory bank of `bank_size` (fraction or count of patches,
     at most `max_bank` rows) instead of the Gaussian. `factor_precision`: how
     the runtime stores the whitening factor (fp32, fp16, int8), checked against
@@ -173,21 +189,41 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         m, t = read_checkpoint_config(ckpt)
         m.pop("channels", None)
         model_cfg, train_cfg = ModelConfig(**m), TrainConfig(**t)
+    auto = model_cfg is None and recipe_name == "auto"
     if model_cfg is None:
-        r = recipe(scorer=scorer)
-        scorer = r["scorer"]
-        model_cfg = ModelConfig(ica=r["ica"], fca=r["fca"], head=SCORER_HEADS.get(scorer, "projection"))
+        r = recipe(recipe_name, scorer=scorer)
+        fixed = fixed or {}
+        # auto: checked as the baseline candidate, chosen below once every option has been checked
+        model_cfg = ModelConfig(backbone=fixed.get("backbone") or ModelConfig.backbone,
+                                image_size=fixed.get("short_side") or ModelConfig.image_size,
+                                feature_dim=fixed.get("feature_dim") or ModelConfig.feature_dim,
+                                ica=r["ica"], fca=r["fca"], head=SCORER_HEADS.get(r["scorer"] or "combined"))
         # the recipe decides what trains, also when only a TrainConfig (budget, lr) was given
         train_cfg = dataclasses.replace(train_cfg or TrainConfig(), noncontrastive=r["noncontrastive"])
-    scorer = scorer or HEAD_SCORERS.get(model_cfg.head, "gaussian")
+        scorer = r["scorer"] or scorer
     train_cfg = train_cfg or TrainConfig()
-    _check_head(scorer, model_cfg.head, resumed=resume)
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
           lr_heads=train_cfg.lr_heads, lr_backbone=train_cfg.lr_backbone, seed=train_cfg.seed,
-          covariance=covariance, eps=eps, folds=folds,
+          covariance=covariance, eps=eps, folds=folds, budget=budget,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
           device=device)
+    selection = None
+    if auto:
+        if tile is not None:
+            raise CfncError("--recipe auto does not tile: name --recipe pretrained with --tile")
+        if factor_precision != "fp32" and scorer is None:  # a compressed factor is the Gaussian's alone
+            scorer = "gaussian"
+        _check_factor_scorer(scorer or "gaussian", factor_precision)
+        resolve_device(device)  # a wrong device is one line before the search, not after it
+        selection = select_recipe(_good_paths(data_root), DEFAULT_BUDGET if budget is None else budget,
+                                  train_cfg.seed, scorer=scorer, fixed=fixed, feature_dim=model_cfg.feature_dim,
+                                  log=print if progress else (lambda _m: None))
+        c, scorer, fusion_weight = selection["candidate"], selection["scorer"], selection["weight"]
+        model_cfg = dataclasses.replace(model_cfg, backbone=c["backbone"], image_size=c["short_side"], ica=c["ica"],
+                                        head=SCORER_HEADS[scorer])
+    scorer = scorer or HEAD_SCORERS.get(model_cfg.head, "gaussian")
+    _check_head(scorer, model_cfg.head, resumed=resume)
     _check_factor_scorer(scorer, factor_precision)
     if train_cfg.noncontrastive:
         check_levels(train_cfg.fine_levels)
@@ -225,6 +261,9 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         timing["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(torch_device) / 2**20, 1)
     manifest = dict(train=train_cfg.to_dict(), history=history, data={"root": str(data_root), "fit_images": len(paths)},
                     timing=timing)
+    if selection is not None:
+        manifest["selection"] = selection
+        timing["selection_seconds"] = selection["seconds"]
     if tiling is not None:
         manifest.update(tiling=tiling.to_dict())
         manifest["data"]["fit_tiles"] = len(images)
@@ -232,7 +271,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         _fit_scorer(bundle, scorer, model, images, frame_of, covariance=covariance, eps=eps, folds=folds,
                     bank_size=bank_size, max_bank=max_bank, seed=train_cfg.seed, target_fpr=target_fpr,
                     threshold=threshold, batch_size=train_cfg.batch_size, progress=progress,
-                    factor_precision=factor_precision, **manifest)
+                    factor_precision=factor_precision, fusion_weight=fusion_weight, **manifest)
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
@@ -301,20 +340,17 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
     tensors, info = fit_memory_bank(model, images, bank_size, seed, max_bank, batch_size=batch_size, groups=frame_of,
                                     progress=progress)
     parts = split_parts(len(images), info["part_images"], info["seed"], frame_of)
+    rows = crossfit.part_rows(tensors["part"], len(parts))
+    part_of = crossfit.part_of(parts, len(images))
+    nn = CpuNearestNeighbour(tensors["bank"], tensors["center"])
     size = model.cfg.input_size
-    angles = np.zeros(len(images))
-
-    def score_fold(j: int, idx: np.ndarray) -> np.ndarray:
-        nn = CpuNearestNeighbour(**{k: v for k, v in crossfit.leave_part_out(tensors, j).items() if k != "part"})
-        out = []
-        for s in range(0, len(idx), 16):
-            feats, thetas = model.run(images[idx[s:s + 16]])
-            maps = anomaly_maps(nn(feats), thetas, size)
-            out.append(maps.reshape(len(maps), -1).max(1))
-            angles[idx[s:s + 16]] = ica_angle_degrees(thetas)
-        return np.concatenate(out)
-
-    scores = crossfit.crossfit_scores(parts, score_fold)
+    scores, angles = np.empty(len(images)), np.zeros(len(images))
+    for s in range(0, len(images), batch_size):  # each image against the deployed bank less its part's rows
+        feats, thetas = model.run(images[s:s + batch_size])
+        dist = np.concatenate([nn(f[None], skip=rows[part_of[s + i]]) for i, f in enumerate(feats)])
+        maps = anomaly_maps(dist, thetas, size)
+        scores[s:s + len(maps)] = maps.reshape(len(maps), -1).max(1)
+        angles[s:s + len(maps)] = ica_angle_degrees(thetas)
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold),
               "method": "cross-fit", "folds": len(parts)}
@@ -328,13 +364,14 @@ def fit_knn(bundle: Bundle, model: CoarseToFine, images: np.ndarray, bank_size: 
 def fit_and_write_combined(bundle: Bundle, model: CoarseToFine, images: np.ndarray, covariance: str, eps: float,
                            folds: int, bank_size: float, max_bank: int | None, seed: int, target_fpr: float,
                            threshold: float | None, batch_size: int, progress: bool,
-                           frame_of: np.ndarray | None = None, **manifest) -> dict:
+                           frame_of: np.ndarray | None = None, fusion_weight: float = 0.5, **manifest) -> dict:
     """The combined scorer (api/combined.py) with its threshold for `target_fpr` from
     cross-fitted fused scores (of whole frames when `images` are tiles: `frame_of`
     their frame), written with the model. Returns the threshold record."""
     t0 = time.perf_counter()
     fit, tensors, info, scores, angles, distance = fit_combined(model, images, covariance, eps, folds, bank_size,
-                                                                max_bank, seed, batch_size, progress, groups=frame_of)
+                                                                max_bank, seed, batch_size, progress, groups=frame_of,
+                                                                weight=fusion_weight)
     scores = scores if frame_of is None else frame_max(scores, frame_of)
     record = {**_with_user_value(threshold_for_fpr(scores, target_fpr), scores, threshold), "method": "cross-fit"}
     compact = {"heldout_mean_distance": distance, "heldout_mean_score": float(scores.mean()),
@@ -378,7 +415,7 @@ def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], targ
 
 
 def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None = None, eps: float | None = None,
-          folds: int = 5, target_fpr: float | None = None, threshold: float | None = None, batch_size: int = 32,
+          folds: int | None = None, target_fpr: float | None = None, threshold: float | None = None, batch_size: int = 32,
           progress: bool = True, scorer: str | None = None, bank_size: float = 0.1,
           max_bank: int | None = MAX_BANK, head: str | None = None, factor_precision: str | None = None,
           device: str = "auto") -> Bundle:
@@ -412,6 +449,8 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     paths = _good_paths(data_root)
     tiling = Tiling.from_dict(bundle.manifest["tiling"]) if "tiling" in bundle.manifest else None
     images, frame_of = training_images(paths, model.cfg.input_size, tiling, progress)
+    # a refitted fusion keeps the weight the bundle's was chosen with
+    weight = bundle.manifest["scorer"].get("weight", 0.5) if bundle.scorer == "combined" else 0.5
     with bundle.transaction():  # scorer and threshold become current together
         if new_head != model.cfg.head:
             _drop_exports(bundle)
@@ -419,7 +458,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
         _fit_scorer(bundle, scorer, model, images, frame_of, covariance=covariance, eps=eps, folds=folds,
                     bank_size=bank_size, max_bank=max_bank, seed=0, target_fpr=target_fpr, threshold=threshold,
                     batch_size=batch_size, progress=progress, factor_precision=factor_precision,
-                    data={"root": str(data_root), "fit_images": len(paths)})
+                    fusion_weight=weight, data={"root": str(data_root), "fit_images": len(paths)})
     plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
     if threshold is None:
         _warn_if_threshold_optimistic(bundle.manifest.get("history") or [], bundle.manifest.get("train", {}),
@@ -430,7 +469,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
 def _fit_scorer(bundle: Bundle, scorer: str, model: CoarseToFine, images: np.ndarray, frame_of: np.ndarray | None,
                 *, covariance: str, eps: float, folds: int, bank_size: float, max_bank: int | None, seed: int,
                 target_fpr: float, threshold: float | None, batch_size: int, progress: bool,
-                factor_precision: str, **manifest) -> None:
+                factor_precision: str, fusion_weight: float = 0.5, **manifest) -> None:
     """Fit `scorer` on the good images and write it, with the model and its threshold
     (inside the caller's transaction): the one dispatch `train` and `refit` share."""
     if scorer == "knn":
@@ -438,7 +477,8 @@ def _fit_scorer(bundle: Bundle, scorer: str, model: CoarseToFine, images: np.nda
                 frame_of=frame_of, **manifest)
     elif scorer == "combined":
         fit_and_write_combined(bundle, model, images, covariance, eps, folds, bank_size, max_bank, seed,
-                               target_fpr, threshold, batch_size, progress, frame_of=frame_of, **manifest)
+                               target_fpr, threshold, batch_size, progress, frame_of=frame_of,
+                               fusion_weight=fusion_weight, **manifest)
     else:
         _fit_and_threshold(bundle, model, images, covariance, eps, folds, target_fpr, threshold, batch_size,
                            progress, factor_precision, frame_of=frame_of, **manifest)
@@ -491,8 +531,12 @@ def run_demo(out: Path | str, steps: int = 20, n_train: int = 200, n_per_defect:
     out = Path(out)
     data = generate_dataset(out / "data", n_train=n_train, n_test_good=max(4, n_per_defect * 2),
                             n_per_defect=n_per_defect, progress=progress)
-    bundle = train(data, out / "bundle",
-                   ModelConfig(image_size=image_size, ica=r["ica"], fca=r["fca"], head=SCORER_HEADS[r["scorer"]]),
-                   TrainConfig(steps=steps, batch_size=batch_size, noncontrastive=r["noncontrastive"]),
-                   scorer=r["scorer"], progress=progress)
+    if recipe_name == "auto":  # the search at the demo's input size (its parts are drawn at 256 px)
+        bundle = train(data, out / "bundle", train_cfg=TrainConfig(batch_size=batch_size), recipe_name="auto",
+                       fixed={"short_side": image_size}, progress=progress)
+    else:
+        bundle = train(data, out / "bundle",
+                       ModelConfig(image_size=image_size, ica=r["ica"], fca=r["fca"], head=SCORER_HEADS[r["scorer"]]),
+                       TrainConfig(steps=steps, batch_size=batch_size, noncontrastive=r["noncontrastive"]),
+                       scorer=r["scorer"], progress=progress)
     return evaluate(Inspector(bundle), data, out / "report", progress=progress)

@@ -8,8 +8,12 @@ from typing import Optional
 import typer
 
 from cfnc_edge.cli.app import BundleOpt, TileOverlapOpt, app
+from cfnc_edge.scoring.crossfit import FOLDS
 
 _LEVELS = "0,1,2"
+FoldsOpt = typer.Option(None, help="Folds of the Gaussian's cross-fit for the threshold (default: each image "
+                                   f"left out alone; {FOLDS} folds for tiles or an fp16/int8 factor). The bank "
+                                   "always leaves out one image (or one frame's tiles) at a time.")
 
 
 ImageSizeOpt = typer.Option("224", help="Model input size: S = short side S, keeping the training images' "
@@ -27,9 +31,15 @@ def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca:
 ScorerOpt = typer.Option(None, help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
                                     "of good patches, nearest-neighbour distance: PatchCore's) | combined "
                                     "(both, each normalised by held-out good scores, summed). Default: the recipe's.")
-RecipeOpt = typer.Option("pretrained", help="pretrained (default: ImageNet features, no training, combined "
-                                            "scorer; the best measured) | paper (ICA + FCA + dense non-contrastive "
-                                            "training, Gaussian). --ica/--fca/--noncontrastive/--scorer override it.")
+RecipeOpt = typer.Option("auto", help="auto (default: backbone, input size, image alignment and scorer chosen "
+                                      "for this dataset on synthetic defects of its good images; nothing trains; "
+                                      "--backbone/--image-size/--scorer given fix that choice) | pretrained "
+                                      "(ImageNet Lite0 at 224, combined scorer) | paper (ICA + FCA + dense "
+                                      "non-contrastive training, Gaussian). --ica/--fca/--noncontrastive/--scorer "
+                                      "override pretrained and paper.")
+BudgetOpt = typer.Option(None, help="--recipe auto: search time as a multiple of the first candidate's "
+                                    "(Lite0 at 224 px); candidates that would not fit are skipped and listed "
+                                    "(default 4).")
 IcaOpt = typer.Option(None, "--ica/--no-ica", help="Image-level coarse alignment (default: the recipe's).")
 FcaOpt = typer.Option(None, "--fca/--no-fca", help="Feature-level coarse alignment (default: the recipe's).")
 NcOpt = typer.Option(None, "--noncontrastive/--no-noncontrastive",
@@ -63,6 +73,23 @@ def _ignored_training_options(ctx: typer.Context) -> list[str]:
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
 
 
+def _short_side(image_size: str) -> int:
+    from cfnc_edge.api.validation import parse_image_size
+
+    size = parse_image_size(image_size)
+    if not isinstance(size, int):
+        raise typer.BadParameter("--recipe auto keeps the images' aspect ratio: give the short side S",
+                                 param_hint="--image-size")
+    return size
+
+
+def _selection_line(sel: dict) -> str:
+    c = sel["candidate"]
+    weight = f", Gaussian weight {sel['weight']:g}" if sel["scorer"] == "combined" else ""
+    return (f"chose {c['name']} with the {sel['scorer']} scorer{weight} from {len(sel['rows'])} scored "
+            f"({len(sel['skipped'])} skipped for the budget) in {sel['seconds']:.0f} s")
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -90,7 +117,7 @@ def train(
     noncontrastive: Optional[bool] = NcOpt,
     covariance: str = typer.Option("ledoit-wolf", help="ledoit-wolf | oas (shrinkage) | eps (fixed regulariser)."),
     eps: float = typer.Option(0.01, help="Covariance regulariser of --covariance eps."),
-    folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
+    folds: Optional[int] = FoldsOpt,
     target_fpr: float = typer.Option(0.01, help="False-alarm rate on good parts the threshold is set for."),
     threshold: Optional[float] = typer.Option(None, help="Set the decision threshold yourself."),
     seed: int = typer.Option(0),
@@ -105,6 +132,7 @@ def train(
                                        "(tiles of the model input size) | S | HxW (frame pixels); inspection "
                                        "then tiles frames the same way."),
     tile_overlap: float = TileOverlapOpt,
+    budget: Optional[float] = BudgetOpt,
 ):
     """Train the model (if the recipe trains), fit the scorer and write a bundle."""
     from cfnc_edge import api
@@ -112,6 +140,27 @@ def train(
     from cfnc_edge.api.validation import parse_levels
     from cfnc_edge.model.train import TrainConfig
 
+    if recipe == "auto" and not resume:
+        given = {name: getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+                 for name in ("backbone", "image_size", "ica", "fca", "noncontrastive", "head", "tile")}
+        ignored = _ignored_training_options(ctx)
+        if ignored:
+            typer.echo(f"warning: nothing trains with recipe 'auto', so {', '.join(ignored)} have no effect "
+                       "(--recipe paper trains)", err=True)
+        if any(given[k] for k in ("ica", "fca", "noncontrastive", "head", "tile")):
+            raise typer.BadParameter("--recipe auto chooses the alignment and the head itself, and does not tile: "
+                                     "name --recipe pretrained or paper with --ica/--fca/--noncontrastive/--head/--tile",
+                                     param_hint="--recipe")
+        b = api.train(data, out, covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr,
+                      threshold=threshold, weights=weights, scorer=scorer, bank_size=bank_size,
+                      max_bank=max_bank or None, factor_precision=factor_precision, device=device,
+                      recipe_name="auto", budget=budget, train_cfg=TrainConfig(seed=seed),
+                      fixed={"backbone": backbone if given["backbone"] else None,
+                             "short_side": _short_side(image_size) if given["image_size"] else None,
+                             "feature_dim": feature_dim})
+        typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
+                   f"{_selection_line(b.manifest['selection'])})", err=True)
+        return
     r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
     ica, fca, noncontrastive = r["ica"], r["fca"], r["noncontrastive"]
     # FCA alone has no loss (Trainer.trainable): only ICA or the fine alignment trains
@@ -141,7 +190,7 @@ def fit(
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
     covariance: Optional[str] = typer.Option(None, help="ledoit-wolf | oas | eps (default: the bundle's)."),
     eps: Optional[float] = typer.Option(None, help="Covariance regulariser (default: the bundle's)."),
-    folds: int = typer.Option(5, help="Cross-fitting folds for the threshold."),
+    folds: Optional[int] = FoldsOpt,
     target_fpr: Optional[float] = typer.Option(None, help="False-alarm rate on good parts the threshold is set for "
                                                           "(default: the bundle's)."),
     threshold: Optional[float] = typer.Option(None),

@@ -15,6 +15,7 @@ from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.images import preprocess
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
+from cfnc_edge.report.selection_table import selection_lines
 from cfnc_edge.report.training_curves import TRAINING_PLOT, has_training_evidence, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
@@ -169,6 +170,7 @@ def render_markdown(result: EvalResult, inspector: Inspector) -> str:
                       f"({_pct(t['false_positive_rate'])}%).",
                   "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
                       "match, 1 = twice the threshold or more)."]
+    lines += ["", *selection_lines(inspector.bundle.manifest.get("selection"))]
     lines += _training_section(inspector.bundle.manifest)
     if _draws_alignment(inspector):
         lines += ["", "## Coarse alignment (ICA)", "", "Test images (top) and as ICA aligned them (bottom).", "",

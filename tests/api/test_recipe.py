@@ -10,8 +10,9 @@ from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 
 
-def test_the_default_recipe_is_pretrained_features_and_the_combined_scorer():
-    assert recipe() == {"ica": False, "fca": False, "noncontrastive": False, "scorer": "combined"}
+def test_the_default_recipe_trains_nothing_and_leaves_the_scorer_to_the_search():
+    assert recipe() == {"ica": False, "fca": False, "noncontrastive": False, "scorer": None}
+    assert recipe("pretrained") == {"ica": False, "fca": False, "noncontrastive": False, "scorer": "combined"}
     assert recipe("paper") == {"ica": True, "fca": True, "noncontrastive": True, "scorer": "gaussian"}
 
 
@@ -21,7 +22,7 @@ def test_flags_override_the_recipe_and_none_means_not_given():
 
 
 def test_an_unknown_recipe_is_one_clear_line():
-    with pytest.raises(CfncError, match="--recipe must be one of pretrained, paper, got 'fast'"):
+    with pytest.raises(CfncError, match="--recipe must be one of auto, pretrained, paper, got 'fast'"):
         recipe("fast")
 
 
@@ -33,8 +34,19 @@ def _train(tiny_data, out, *flags):
     return Bundle.open(out)
 
 
-def test_cli_train_without_a_method_fits_both_scorers_on_untrained_features(tiny_data, tmp_path):
-    b = _train(tiny_data, tmp_path / "b")
+def test_cli_train_without_a_method_deploys_what_the_search_chose_on_untrained_features(tiny_data, tmp_path):
+    from cfnc_edge.api.training import SCORER_HEADS
+
+    b = _train(tiny_data, tmp_path / "b")  # --image-size 64 given: the search keeps it
+    sel = b.manifest["selection"]
+    assert b.scorer == sel["scorer"] and b.model_config["head"] == SCORER_HEADS[sel["scorer"]]
+    assert b.model_config["image_size"] == 64 and b.model_config["feature_dim"] == 8
+    assert b.model_config["ica"] == sel["candidate"]["ica"] and not b.model_config["fca"]
+    assert b.manifest["history"] == []  # nothing was trained
+
+
+def test_cli_train_with_the_pretrained_recipe_fits_both_scorers_on_untrained_features(tiny_data, tmp_path):
+    b = _train(tiny_data, tmp_path / "b", "--recipe", "pretrained")
     assert b.scorer == "combined" and b.model_config["head"] == "combined"
     assert not b.model_config["ica"] and not b.model_config["fca"]
     assert b.manifest["history"] == []  # nothing was trained
@@ -48,10 +60,13 @@ def test_training_options_under_a_recipe_that_trains_nothing_are_named_as_ignore
     assert r.returncode == 0, r.stderr
     assert "--steps, --lr-heads have no effect" in r.stderr
     r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "f"),
-                        "--image-size", "64", "--dim", "8", "--fca", "--steps", "50"],
+                        "--image-size", "64", "--dim", "8", "--recipe", "pretrained", "--fca", "--steps", "50"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     assert "--steps have no effect" in r.stderr  # FCA alone has no loss: nothing trains
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "a"),
+                        "--image-size", "64", "--fca"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 2 and "--recipe auto chooses the alignment" in r.stderr  # one line, before any work
     r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "c"),
                         "--image-size", "64", "--dim", "8", "--recipe", "paper", "--steps", "1"],
                        capture_output=True, text=True, timeout=900)
@@ -81,5 +96,6 @@ def test_a_train_config_alone_keeps_the_recipes_choice_of_what_trains(tiny_data,
     from cfnc_edge.api import train
     from cfnc_edge.model.train import TrainConfig
 
-    b = train(tiny_data, tmp_path / "b", train_cfg=TrainConfig(steps=3, batch_size=4), progress=False)
+    b = train(tiny_data, tmp_path / "b", train_cfg=TrainConfig(steps=3, batch_size=4), recipe_name="pretrained",
+              progress=False)
     assert b.scorer == "combined" and b.manifest["history"] == [] and not b.manifest["train"]["noncontrastive"]
