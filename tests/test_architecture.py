@@ -26,7 +26,7 @@ RANK = {
     "scoring": 4,
     "runtime": 5,
     "report": 6,
-    "deploy": 7, "stream": 7,
+    "deploy": 7, "stream": 7, "selection": 7,
     "serve": 8,
     "api": 9,
     "cli": 10, "__main__": 11,
