@@ -1,9 +1,8 @@
-"""Evaluation on an MVTec-layout test set: metrics, overlays, Markdown report."""
+"""Evaluation on an MVTec-layout test set: metrics, the threshold's operating point, overlays, ROC and
+training pictures, and the Markdown report (report/eval_markdown.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -11,35 +10,17 @@ import numpy as np
 from tqdm import tqdm
 
 from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.bundle.schema import json_safe
 from cfnc_edge.data.mvtec import MVTecDataset, Sample, usable_samples
 from cfnc_edge.images import preprocess
-from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
-from cfnc_edge.report.selection_table import selection_lines
+from cfnc_edge.report.eval_markdown import ALIGNMENT_PLOT, draws_alignment, render_markdown
+from cfnc_edge.report.eval_result import EvalResult
+from cfnc_edge.report.metrics import image_auroc, operating_point, pixel_auroc, pro_score
+from cfnc_edge.report.roc_plot import ROC_PLOT, plot_roc
 from cfnc_edge.report.training_curves import TRAINING_PLOT, has_training_evidence, plot_training
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import to_frame_size
 from cfnc_edge.scoring.threshold import normalized
-
-ALIGNMENT_PLOT = "ica-alignment.png"
-
-
-@dataclass
-class EvalResult:
-    metrics: dict[str, float]
-    per_defect: dict[str, dict[str, float]]
-    threshold: dict = field(default_factory=dict)
-    examples: list[str] = field(default_factory=list)
-    seconds_per_image: float = 0.0
-    skipped: list[dict] = field(default_factory=list)  # unusable images: {"path", "error"}
-    images: list[dict] = field(default_factory=list)  # per image: path, defect, score, normalized_score, anomalous
-
-    def to_dict(self) -> dict:
-        """JSON-ready (undefined metrics such as PRO without masks are null, not NaN)."""
-        return json_safe({"metrics": self.metrics, "per_defect": self.per_defect, "threshold": self.threshold,
-                          "seconds_per_image": self.seconds_per_image, "skipped": self.skipped,
-                          "images": self.images})
 
 
 def _metrics(scores, labels, maps, masks) -> dict[str, float]:
@@ -88,13 +69,13 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
         sel = good | (defects == d)
         per_defect[str(d)] = _metrics(scores[sel], labels[sel], maps[sel], masks[sel])
         per_defect[str(d)]["n"] = int((defects == d).sum())
-    thr, norm = {}, [None] * n
+    thr, norm, op = {}, [None] * n, {}
     if inspector.threshold is not None:
+        op = operating_point(scores, labels, inspector.threshold)
         # the good-image false-alarm rate is what the training threshold promised (its target_fpr)
         thr = {"value": inspector.threshold, **_promised(inspector.bundle.manifest.get("threshold", {}),
                                                          inspector.threshold),
-               "true_positive_rate": float(verdicts[labels].mean()) if labels.any() else float("nan"),
-               "false_positive_rate": float(verdicts[~labels].mean()) if (~labels).any() else float("nan"),
+               "true_positive_rate": op["defects_caught"], "false_positive_rate": op["good_flagged"],
                "good_images": int((~labels).sum()), "good_flagged": int(verdicts[~labels].sum())}
         norm = normalized(scores, inspector.threshold).tolist()
     t = inspector.timings
@@ -102,9 +83,9 @@ def evaluate(inspector: Inspector, data_root: Path | str, out_dir: Path | str | 
     images = [{"path": str(smp.path), "defect": smp.defect, "score": float(sc), "normalized_score": nz,
                "anomalous": bool(v) if inspector.threshold is not None else None}
               for smp, sc, nz, v in zip(samples, scores, norm, verdicts)]
-    result = EvalResult(overall, per_defect, thr, seconds_per_image=per_image, images=images, skipped=skipped)
+    result = EvalResult(overall, per_defect, thr, op, seconds_per_image=per_image, images=images, skipped=skipped)
     if out_dir is not None:
-        _write_report(Path(out_dir), inspector, samples, scores, verdicts, maps, result, examples_per_type)
+        _write_report(Path(out_dir), inspector, samples, scores, labels, verdicts, maps, result, examples_per_type)
     return result
 
 
@@ -116,11 +97,21 @@ def _promised(manifest_threshold: dict, value: float) -> dict:
     return {k: manifest_threshold[k] for k in keys if k in manifest_threshold}
 
 
-def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores: np.ndarray,
+def _decision_examples(scores: np.ndarray, labels: np.ndarray, verdicts: np.ndarray, k: int = 3
+                       ) -> tuple[list[int], list[int]]:
+    """The k lowest-scoring defects the threshold let through and the k highest-scoring
+    good images it flagged: the mistakes an operator will meet first."""
+    missed = [i for i in np.argsort(scores, kind="stable") if labels[i] and not verdicts[i]][:k]
+    false_alarms = [i for i in np.argsort(-scores, kind="stable") if not labels[i] and verdicts[i]][:k]
+    return missed, false_alarms
+
+
+def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores: np.ndarray, labels: np.ndarray,
                   verdicts: np.ndarray, maps: np.ndarray, result: EvalResult, per_type: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "examples").mkdir(exist_ok=True)
-    for i in _pick_examples(samples, scores, per_type):
+
+    def example(i: int) -> str:
         smp = samples[i]
         frame, mask = smp.load()
         full = to_frame_size(maps[i], frame.shape)
@@ -128,10 +119,17 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
         name = f"examples/{smp.defect}_{smp.path.stem}.png"
         cv2.imwrite(str(out / name), panel(frame, full, float(scores[i]), anomalous,
                                            heat_scale(inspector.threshold, float(scores[i])), mask))
-        result.examples.append(name)
+        return name
+
+    result.examples += [example(i) for i in _pick_examples(samples, scores, per_type)]
+    if result.operating_point:
+        missed, false_alarms = _decision_examples(scores, labels, verdicts)
+        result.missed += [example(i) for i in missed]
+        result.false_alarms += [example(i) for i in false_alarms]
+        plot_roc(scores, labels, result.operating_point, out / ROC_PLOT)
     if has_training_evidence(inspector.bundle.manifest):
         plot_training(inspector.bundle.manifest, out / TRAINING_PLOT)
-    if _draws_alignment(inspector):  # posed parts should land in one pose: shown, not only told
+    if draws_alignment(inspector):  # posed parts should land in one pose: shown, not only told
         from cfnc_edge.model.loading import load_model
         from cfnc_edge.report.alignment_plot import plot_alignment
 
@@ -140,77 +138,3 @@ def _write_report(out: Path, inspector: Inspector, samples: list[Sample], scores
                        out / ALIGNMENT_PLOT)
     (out / "metrics.json").write_text(strict_json(result.to_dict(), indent=2))
     (out / "report.md").write_text(render_markdown(result, inspector))
-
-
-def _draws_alignment(inspector: Inspector) -> bool:
-    """ICA bundles get the alignment picture, drawn by the PyTorch model: the
-    torch-free runtime evaluates without it."""
-    return bool(inspector.bundle.model_config.get("ica")) and find_spec("torch") is not None
-
-
-def _pct(v: float) -> str:
-    return "n/a" if v != v else f"{100 * v:.1f}"
-
-
-def render_markdown(result: EvalResult, inspector: Inspector) -> str:
-    m = result.metrics
-    lines = ["# Evaluation report", "",
-             f"Bundle: `{inspector.bundle.path}`, backend `{inspector.backend.name}` "
-             f"({inspector.backend.precision}), {result.seconds_per_image * 1000:.1f} ms per image in evaluation.", "",
-             "| | image AUROC | pixel AUROC | PRO (FPR<=0.3) | images |", "|---|---|---|---|---|",
-             f"| **all** | {_pct(m['image_auroc'])} | {_pct(m['pixel_auroc'])} | {_pct(m['pro'])} | |"]
-    for d, v in result.per_defect.items():
-        lines.append(f"| {d} | {_pct(v['image_auroc'])} | {_pct(v['pixel_auroc'])} | {_pct(v['pro'])} | {v['n']} |")
-    if result.threshold:
-        t = result.threshold
-        promised = (f" (set for {_pct(t['target_fpr'])}% false alarms, expected {_pct(t['expected_fpr'])}% "
-                    f"+- {_pct(t['fpr_std'])}% from the training images)" if "expected_fpr" in t else "")
-        lines += ["", f"Decision threshold {t['value']:.3f}{promised}: {_pct(t['true_positive_rate'])}% of defective "
-                      f"images flagged; false alarms: {t['good_flagged']} of {t['good_images']} good images "
-                      f"({_pct(t['false_positive_rate'])}%).",
-                  "", "Each image's `normalized_score` in metrics.json puts the threshold at 0.5 (0 = a perfect "
-                      "match, 1 = twice the threshold or more)."]
-    lines += ["", *selection_lines(inspector.bundle.manifest.get("selection"))]
-    lines += _training_section(inspector.bundle.manifest)
-    if _draws_alignment(inspector):
-        lines += ["", "## Coarse alignment (ICA)", "", "Test images (top) and as ICA aligned them (bottom).", "",
-                  f"![ICA alignment]({ALIGNMENT_PLOT})"]
-    if result.examples:
-        lines += ["", "## Examples", "", "Highest- and lowest-scoring images of each type "
-                  "(input, ground truth in red, anomaly heatmap).", ""]
-        lines += [f"![{e}]({e})" for e in result.examples]
-    return "\n".join(lines) + "\n"
-
-
-def _training_section(manifest: dict) -> list[str]:
-    """How the bundle was trained, beside how it performs: a defect missed on a
-    collapsed or untrained model reads differently from one missed on a healthy one."""
-    if not has_training_evidence(manifest):
-        return []
-    hist, compact = manifest.get("history") or [], manifest["compactness"]
-    lines = ["", "## Training", ""]
-    names = {"fine": "fine (dense non-contrastive)", "ica": "coarse alignment (ICA)"}
-    for key, name in names.items():
-        values = [h[key] for h in hist if key in h]
-        if values:
-            lines.append(f"- {name} loss {values[0]:.4f} -> {values[-1]:.4f} over {hist[-1]['step']} steps")
-    std = [h["encoder_std"] for h in hist if "encoder_std" in h]
-    if hist and hist[-1].get("collapsed"):
-        restored = hist[-1].get("restored_step", "(last healthy)")
-        lines.append(f"- **the encoder collapsed at step {hist[-1]['step']}** (std x sqrt(width) {std[-1]:.3f}): "
-                     f"training stopped and the weights of step {restored} were restored")
-    elif std:
-        lines.append(f"- encoder std x sqrt(width) at the end {std[-1]:.2f} (about 1 healthy, 0 collapsed)")
-    if not hist:  # an empty history is "nothing trained" only if the configuration had nothing to train
-        model, train = manifest.get("model", {}), manifest.get("train", {})
-        lines.append("- no training history recorded in this bundle" if model.get("ica") or train.get("noncontrastive")
-                     else "- no training: the features are the backbone's ImageNet features")
-    if "heldout_mean_distance" in compact:
-        lines.append(f"- compactness: held-out good images' mean per-position Mahalanobis distance "
-                     f"{compact['heldout_mean_distance']:.3f} (about sqrt(d) for a well-estimated Gaussian)")
-    else:
-        lines.append(f"- compactness: held-out good images' mean image score {compact['heldout_mean_score']:.3f}")
-    a = compact["ica_angles"]
-    lines += [f"- ICA angles of the good images: {a['min']:.2f} .. {a['max']:.2f} degrees, std {a['std']:.2f}",
-              "", f"![training]({TRAINING_PLOT})"]
-    return lines

@@ -1,6 +1,6 @@
-"""Image AUROC, pixel AUROC and PRO (per-region overlap).
+"""Image AUROC, pixel AUROC, PRO (per-region overlap), and what a threshold does.
 
-AUROC comes from scikit-learn. PRO follows Bergmann et al. (MVTec AD): for
+AUROC and the ROC curve come from scikit-learn. PRO follows Bergmann et al. (MVTec AD): for
 every threshold, the mean over all ground-truth connected components of the
 fraction of the component above threshold, plotted against the false
 positive rate on defect-free pixels, integrated up to FPR 0.3 and divided by
@@ -13,11 +13,37 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def image_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(np.asarray(labels, bool), np.asarray(scores)))
+
+
+def operating_point(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """What `threshold` does on a labelled test set, beside the best a threshold could do.
+
+    An image is flagged when its score is above the threshold, as the Inspector
+    decides. good_flagged and defects_caught are the shares of the good_images
+    good and the defective_images defective images flagged. The oracle is the threshold chosen with the labels:
+    the highest catch rate (oracle_caught) among the thresholds whose false-alarm
+    share on these good images is at most good_flagged; it flags the scores of
+    oracle_threshold or more (None where the best at that level is to flag
+    nothing), with a false-alarm share of oracle_good_flagged; oracle_gap is
+    oracle_caught - defects_caught (>= 0).
+    """
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    flagged = scores > threshold
+    good_flagged = float(flagged[~labels].mean())
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    # half a good image of slack: the two shares are counts over the same total, rounded apart
+    level = np.flatnonzero(fpr <= good_flagged + 0.5 / (~labels).sum())
+    best = level[np.argmax(tpr[level])]  # the first of equal catch rates: the fewest false alarms
+    return {"threshold": float(threshold), "good_images": int((~labels).sum()), "defective_images": int(labels.sum()),
+            "good_flagged": good_flagged, "defects_caught": float(flagged[labels].mean()),
+            "oracle_caught": float(tpr[best]), "oracle_gap": float(tpr[best] - flagged[labels].mean()),
+            "oracle_good_flagged": float(fpr[best]),
+            "oracle_threshold": float(thresholds[best]) if np.isfinite(thresholds[best]) else None}
 
 
 def pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:

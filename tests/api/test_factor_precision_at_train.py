@@ -24,6 +24,7 @@ from tests.conftest import TINY
 # magnetic-tile (d = 100, 762 images) by 0.7%. 2% leaves room for the training
 # run's own variation (the heads' initialisation is unseeded).
 SCORE_RTOL = 2e-2
+GAUSSIAN_RTOL = 1e-4  # the fp32 Gaussian refitted from the same weights: see the test
 
 
 def test_train_with_int8_factor_writes_an_int8_bundle_in_one_commit(tiny_data, tmp_path):
@@ -38,8 +39,13 @@ def test_train_with_int8_factor_writes_an_int8_bundle_in_one_commit(tiny_data, t
     # itself is not bit-reproducible: the SimSiam heads' initialisation is unseeded)
     shutil.copytree(tmp_path / "b", tmp_path / "fp32", symlinks=True)
     ref_bundle = api.refit(tmp_path / "fp32", tiny_data, progress=False, factor_precision="fp32")
+    # The refit repeats the same forward passes and fit, but BLAS chooses its
+    # summation order by CPU and thread count: the tensors agree to rounding, not
+    # to the bit (3e-7 apart on one machine). GAUSSIAN_RTOL is far below what the
+    # int8 factor changes (percent), which is what this test tells apart.
     for k, v in b.tensors(GAUSSIAN).items():
-        np.testing.assert_array_equal(ref_bundle.tensors(GAUSSIAN)[k], v)
+        want = ref_bundle.tensors(GAUSSIAN)[k]
+        np.testing.assert_allclose(v, want, rtol=GAUSSIAN_RTOL, atol=GAUSSIAN_RTOL * np.abs(want).max(), err_msg=k)
     insp, ref = Inspector(b, "torch"), Inspector(ref_bundle, "torch")
     assert insp.scoring.distance.precision == "int8" and ref.scoring.distance.precision == "fp32"
     frames = [read_image(p) for p in sorted((tiny_data / "test").glob("*/*.png"))]

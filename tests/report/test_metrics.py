@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_curve, pro_score
+from cfnc_edge.report.metrics import image_auroc, operating_point, pixel_auroc, pro_curve, pro_score
 
 
 def test_image_auroc_hand_computed():
@@ -59,3 +59,30 @@ def test_pro_perfect_and_random_maps(rng):
 def test_pro_needs_a_defect():
     with pytest.raises(ValueError):
         pro_score(np.ones((1, 4, 4)), np.zeros((1, 4, 4), bool))
+
+
+def test_operating_point_and_oracle_hand_computed():
+    # good 0.1 0.2 0.3 0.9, defective 0.25 0.5 0.8 0.95; at 0.85 one good (0.9) and one
+    # defect (0.95) are above. With at most that one false alarm a threshold can flag
+    # everything from 0.5 up: 0.9 among the good, 0.5 0.8 0.95 among the defects.
+    scores = [0.1, 0.2, 0.3, 0.9, 0.25, 0.5, 0.8, 0.95]
+    labels = [0, 0, 0, 0, 1, 1, 1, 1]
+    op = operating_point(scores, labels, 0.85)
+    assert op == {"threshold": 0.85, "good_images": 4, "defective_images": 4, "good_flagged": 0.25,
+                  "defects_caught": 0.25, "oracle_caught": 0.75, "oracle_gap": 0.5, "oracle_good_flagged": 0.25, "oracle_threshold": 0.5}
+    # the Inspector flags scores above the threshold: a score equal to it passes
+    assert operating_point(scores, labels, 0.95)["defects_caught"] == 0.0
+    # no false alarm allowed: the oracle flags 0.95 alone (the top good image, 0.9, must pass)
+    at_zero = operating_point(scores, labels, 0.97)
+    assert (at_zero["good_flagged"], at_zero["defects_caught"]) == (0.0, 0.0)
+    assert (at_zero["oracle_caught"], at_zero["oracle_good_flagged"], at_zero["oracle_threshold"]) == (0.25, 0.0, 0.95)
+    # among equal catch rates the oracle takes the fewest false alarms: at 0.05 everything
+    # is flagged, and flagging from 0.25 up catches as many with two good images fewer (0.3 and 0.9 stay)
+    everything = operating_point(scores, labels, 0.05)
+    assert everything["oracle_caught"] == 1.0 and everything["oracle_good_flagged"] == 0.5
+    assert everything["oracle_threshold"] == 0.25
+
+
+def test_the_oracle_flags_nothing_when_the_top_score_is_a_good_image():
+    op = operating_point([0.9, 0.1, 0.5], [0, 0, 1], 1.0)
+    assert op["oracle_caught"] == 0.0 and op["oracle_threshold"] is None

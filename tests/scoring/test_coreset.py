@@ -1,5 +1,5 @@
-"""Greedy k-center coreset: the batched selection is exactly the plain greedy
-algorithm, and its covering radius is what brute force says it is and within
+"""Greedy k-center coreset: the batched selection is the plain greedy
+algorithm (up to rounding), and its covering radius is what brute force says it is and within
 the 2-approximation of the optimum."""
 
 from itertools import combinations
@@ -10,15 +10,18 @@ import pytest
 from cfnc_edge.scoring.coreset import bank_count, greedy_coreset, random_projection
 
 
-def plain_greedy(x: np.ndarray, count: int, first: int) -> np.ndarray:
-    """The textbook algorithm in float64: one full distance pass per selected point."""
+def assert_plain_greedy(x: np.ndarray, sel: np.ndarray, rtol: float = 1e-5) -> None:
+    """`sel` is what the textbook algorithm (in float64: one full distance pass per
+    selected point) picks from sel[0], up to rounding: each pick is the farthest
+    point from those before it. Not index equality: the batched selection computes
+    float32 distances with BLAS, whose rounding differs between CPUs, so two
+    points within rounding of the farthest may be picked either way on another
+    machine (either is the greedy choice)."""
     x = x.astype(np.float64)
-    sel, mind = [first], ((x - x[first]) ** 2).sum(1)
-    while len(sel) < count:
-        j = int(np.argmax(mind))
-        sel.append(j)
+    mind = ((x - x[sel[0]]) ** 2).sum(1)
+    for step, j in enumerate(sel[1:], 1):
+        assert mind[j] >= (1 - rtol) * mind.max(), (step, mind[j], mind.max())
         mind = np.minimum(mind, ((x - x[j]) ** 2).sum(1))
-    return np.array(sel)
 
 
 def covering_radius(x: np.ndarray, sel) -> float:
@@ -33,7 +36,7 @@ def test_batched_selection_is_the_plain_greedy_one(rng, n, count):
     x = rng.standard_normal((n, 16)).astype(np.float32)
     sel, radius = greedy_coreset(x, count, seed=3)
     assert len(set(sel.tolist())) == count
-    np.testing.assert_array_equal(sel, plain_greedy(x, count, int(sel[0])))
+    assert_plain_greedy(x, sel)
     assert radius == pytest.approx(covering_radius(x, sel), rel=1e-5)
 
 
