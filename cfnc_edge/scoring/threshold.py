@@ -38,7 +38,9 @@ def threshold_for_fpr(scores: np.ndarray, target_fpr: float = 0.01) -> dict:
     info = {"value": float(scores[k - 1]), "target_fpr": target_fpr, "n": int(n), "rank": int(k),
             "expected_fpr": a / (n + 1), "fpr_std": math.sqrt(a * b / ((n + 1) ** 2 * (n + 2))),
             "fpr_upper95": float(stats.beta.ppf(0.95, a, b)),
-            "good_mean": float(scores.mean()), "good_std": float(scores.std()), "good_max": float(scores[-1])}
+            "good_mean": float(scores.mean()), "good_std": float(scores.std()), "good_max": float(scores[-1]),
+            # sorted; the stream's drift alarm ranks each frame among them (stream/drift.py)
+            "good_scores": [float(f"{s:.6g}") for s in scores]}
     needed = math.ceil(1 / target_fpr - 1)
     if n < needed:
         info["warning"] = (f"{n} good images cannot hold a {100 * target_fpr:g}% false-alarm rate "
