@@ -44,7 +44,7 @@ class SavedBoard(ViewCounter):
         if not self.folder.is_dir():
             raise CfncError(f"{self.folder} does not exist: give the folder of a stream's --save-anomalies")
         found = []
-        for meta in self.folder.glob(f"*/*.json"):
+        for meta in self.folder.glob("*/*.json"):
             original = meta.parent / ORIGINALS / f"{meta.stem}.png"
             try:
                 record = json.loads(meta.read_text())
@@ -56,7 +56,8 @@ class SavedBoard(ViewCounter):
             raise CfncError(f"{self.folder} holds no saved anomalies (<source>/<frame>.json with "
                             f"<source>/{ORIGINALS}/<frame>.png): save them with `cfnc-edge stream ... "
                             "--save-anomalies DIR`")
-        found.sort(key=lambda f: _when(f[2]), reverse=True)
+        found.sort(key=lambda f: (_when(f[2]), f[2]["frame"] if isinstance(f[2].get("frame"), int) else -1),
+                   reverse=True)
         self.items = {f"a{i}": (original, {**record, "saved_as": f"{meta.parent.name}/{meta.stem}"})
                       for i, (meta, original, record) in enumerate(found)}
 

@@ -47,7 +47,7 @@ class WebServer:
     def __init__(self, app, host: str, port: int):
         import uvicorn
 
-        self.host = host
+        self.host, self.app = host, app
         try:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.socket(family, socket.SOCK_STREAM)
@@ -83,3 +83,4 @@ class WebServer:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+        self.app.state.workers.shutdown(wait=False)
