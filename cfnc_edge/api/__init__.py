@@ -15,7 +15,7 @@ _WHERE = {
     "infer_paths": "inspection", "expand_inputs": "inspection", "evaluate": "inspection",
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment", "set_factor_precision": "deployment",
-    "stream": "streaming", "stream_sinks": "streaming",
+    "stream": "streaming", "stream_sinks": "streaming", "review": "streaming",
     "serve": "serving", "connect": "serving", "parse_bundles": "serving",
     "verify_bundle": "bundles", "rollback_bundle": "bundles", "sign_bundle": "bundles", "make_keys": "bundles",
     "compare": "comparison",

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.scoring.threshold import normalized
 from cfnc_edge.stream.runner import StreamOptions, StreamRunner
 from cfnc_edge.stream.sinks import (
     AnnotatedSink,
@@ -19,14 +22,37 @@ from cfnc_edge.stream.sinks import (
 )
 from cfnc_edge.stream.sinks.metrics import MetricsSink
 from cfnc_edge.stream.sinks.mqtt import MqttOptions, MqttSink
+from cfnc_edge.stream.sinks.web import WebSink
 from cfnc_edge.stream.sources import FrameSource, make_source
+
+
+def bundle_info(bundle: Bundle) -> dict:
+    """Which bundle judged a frame, as the page and the review records name it."""
+    return {"path": str(bundle.path), "revision": bundle.manifest.get("revision", {}).get("number"),
+            "data": bundle.manifest.get("data", {}).get("root")}
+
+
+def good_scores(insp: Inspector, drift_alarm: float, log) -> np.ndarray | None:
+    """The bundle's good-image scores normalised like the verdicts', for the drift alarm (None: no alarm)."""
+    recorded = insp.bundle.manifest.get("threshold", {}).get("good_scores")
+    if drift_alarm <= 0 or insp.threshold is None:
+        return None
+    if not recorded:
+        log("drift alarm off: the bundle records no good-image scores (bundles before the drift alarm); "
+            "`cfnc-edge fit` or `cfnc-edge threshold` records them")
+        return None
+    return normalized(np.asarray(recorded, np.float64), insp.threshold)
 
 
 def stream_sinks(output: Path | str | None = None, save: Path | str | None = None,
                  save_anomalies: Path | str | None = None, show: bool = False,
                  mqtt: MqttOptions | str | None = None, metrics_port: int | None = None,
-                 status: IO[str] | None = None) -> list[Sink]:
+                 status: IO[str] | None = None, web: str | int | None = None, web_token: str | None = None,
+                 review: Path | str | None = None, bundle: dict | None = None,
+                 drift_alarm: float | None = None) -> list[Sink]:
     """The sinks for the CLI's output options (JSON lines always: `output` or stdout)."""
+    if review and web is None:
+        raise CfncError("--review DIR saves what is reviewed on the page: give --web [HOST:]PORT too")
     sinks: list[Sink] = [JsonLinesSink(output)]
     if save:
         sinks.append(AnnotatedSink(save))
@@ -38,6 +64,8 @@ def stream_sinks(output: Path | str | None = None, save: Path | str | None = Non
         sinks.append(MqttSink(mqtt))
     if metrics_port is not None:
         sinks.append(MetricsSink(metrics_port))
+    if web is not None:
+        sinks.append(WebSink(web, web_token, review, bundle, drift_alarm))
     if status is not None and status.isatty():
         sinks.append(StatusLineSink(status))
     return sinks
@@ -47,7 +75,8 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
            backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
            output: Path | str | None = None, *, save: Path | str | None = None,
            save_anomalies: Path | str | None = None, show: bool = False, mqtt: MqttOptions | str | None = None,
-           metrics_port: int | None = None, sinks: list[Sink] = (), status: IO[str] | None = None,
+           metrics_port: int | None = None, web: str | int | None = None, web_token: str | None = None,
+           review: Path | str | None = None, sinks: list[Sink] = (), status: IO[str] | None = None,
            on_start=None, server: str | None = None, model: str | None = None, tile=None,
            tile_overlap: float = 0.0) -> dict:
     """Inspect every frame of `sources` (camera indices, files, URLs, folders,
@@ -58,7 +87,10 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     once the sources are up), annotated video/images in `save`, anomalous
     frames in `save_anomalies`, a window (`show`), MQTT (`mqtt`:
     mqtt://HOST:PORT/TOPIC or MqttOptions), Prometheus metrics on
-    `metrics_port`, plus any `sinks` of your own. `status`: a text stream for
+    `metrics_port`, a page on `web` ([HOST:]PORT; any host but this machine
+    needs `web_token`) whose good / defect buttons save into `review`, plus
+    any `sinks` of your own. The drift alarm (options.drift_alarm, stream/drift.py)
+    tests every source against the bundle's good-image scores. `status`: a text stream for
     outage lines (and the status line on a terminal). `on_start(runner)` is
     called once the runner exists, e.g. to connect a signal handler to
     `runner.stop`. `server` (grpc://HOST:PORT): inspect on a `cfnc-edge serve`
@@ -70,19 +102,24 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
         summary = stream("bundle/", ["line1.mp4", 0], output="verdicts.jsonl",
                          mqtt="mqtt://broker:1883/line1/verdicts", metrics_port=9100)
     """
+    options = options or StreamOptions()
+    log = (lambda msg: (status.write(f"\n{msg}\n"), status.flush())) if status is not None else (lambda msg: None)
+    good, info = None, {"server": server}
     if server is None:
         if bundle is None:
             raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to inspect on a server")
         insp, runner_class = Inspector(bundle, backend, precision, threshold, tile, tile_overlap), StreamRunner
+        good, info = good_scores(insp, options.drift_alarm, log), bundle_info(insp.bundle)
     else:
         from cfnc_edge.api.serving import connect
 
-        log = (lambda msg: (status.write(f"\n{msg}\n"), status.flush())) if status is not None else None
-        insp = connect(server, model, maps=bool(save or save_anomalies or show), give_up_after_s=None, log=log)
+        insp = connect(server, model, maps=bool(save or save_anomalies or show or web is not None),
+                       give_up_after_s=None, log=log if status is not None else None)
         runner_class = _RemoteStreamRunner
-    chosen = stream_sinks(output, save, save_anomalies, show, mqtt, metrics_port, status) + list(sinks)
+    chosen = stream_sinks(output, save, save_anomalies, show, mqtt, metrics_port, status, web, web_token, review,
+                          info, options.drift_alarm if good is not None else None) + list(sinks)
     srcs = [make_source(s) if isinstance(s, (str, int)) else s for s in sources]
-    runner = runner_class(insp, srcs, options or StreamOptions(), sinks=chosen, status=status)
+    runner = runner_class(insp, srcs, options, sinks=chosen, status=status, good_scores=good)
     if on_start is not None:
         on_start(runner)
     summary = runner.run()
@@ -103,3 +140,27 @@ class _RemoteStreamRunner(StreamRunner):
     def stop(self) -> None:
         self._client.stop()
         super().stop()
+
+
+def review(folder: Path | str, bundle: Bundle | Path | str, web: str | int = 8080, web_token: str | None = None,
+           review_dir: Path | str | None = None, backend: str = "auto", precision: str = "fp32"):
+    """Serve the review page over the frames a stream saved with `--save-anomalies`
+    (`folder`): their good / defect buttons save into `review_dir` (default
+    `folder`/reviewed), each frame is shown with the bundle's heatmap. Returns
+    the running server (`.url`, `.stop()`); `cfnc-edge review` serves until Ctrl-C.
+
+        server = review("anomalies/", "bundle/", 8080)   # http://127.0.0.1:8080/
+    """
+    from cfnc_edge.stream.web.app import make_app
+    from cfnc_edge.stream.web.review import ReviewStore
+    from cfnc_edge.stream.web.saved import SavedBoard
+    from cfnc_edge.stream.web.server import WebServer, check_token, is_local, parse_address
+
+    host, port = parse_address(web)
+    check_token(host, web_token)
+    insp = Inspector(bundle, backend, precision)
+    info = bundle_info(insp.bundle)
+    store = ReviewStore(Path(review_dir) if review_dir else Path(folder) / "reviewed", info)
+    store.open()
+    board = SavedBoard(folder, insp, store, info)
+    return WebServer(make_app(board, web_token, is_local(host)), host, port).start()

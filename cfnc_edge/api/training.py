@@ -27,7 +27,7 @@ from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import preprocess, read_image
+from cfnc_edge.images import list_images, preprocess, read_image
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
@@ -297,11 +297,21 @@ def _bundle_target_fpr(bundle: Bundle, given: float | None) -> float:
     return bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if given is None else given
 
 
-def _good_paths(data_root: Path | str) -> list[Path]:
-    paths = MVTecDataset(data_root).train_images()
+def _good_paths(data_root: Path | str | list) -> list[Path]:
+    """The good images of a dataset root (MVTec AD layout: train/good) or of several; a root
+    without train/ may be a plain folder of good images (a review folder's good/)."""
+    roots = [Path(r) for r in (data_root if isinstance(data_root, (list, tuple)) else [data_root])]
+    paths = [p for r in roots for p in (list_images(r) if r.is_dir() and not (r / "train").exists()
+                                        else MVTecDataset(r).train_images())]
     if len(paths) < 2:
         raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
     return paths
+
+
+def _data_record(data_root: Path | str | list, n: int) -> dict:
+    """The manifest's data: the first root (where export and calibration look for examples), any others beside."""
+    roots = [str(r) for r in (data_root if isinstance(data_root, (list, tuple)) else [data_root])]
+    return {"root": roots[0], "fit_images": n, **({"also": roots[1:]} if len(roots) > 1 else {})}
 
 
 def training_images(paths: list[Path], size: tuple[int, int], tiling: Tiling | None,
@@ -458,7 +468,7 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
         _fit_scorer(bundle, scorer, model, images, frame_of, covariance=covariance, eps=eps, folds=folds,
                     bank_size=bank_size, max_bank=max_bank, seed=0, target_fpr=target_fpr, threshold=threshold,
                     batch_size=batch_size, progress=progress, factor_precision=factor_precision,
-                    fusion_weight=weight, data={"root": str(data_root), "fit_images": len(paths)})
+                    fusion_weight=weight, data=_data_record(data_root, len(paths)))
     plot_training(bundle.manifest, Path(bundle_path) / TRAINING_PLOT)
     if threshold is None:
         _warn_if_threshold_optimistic(bundle.manifest.get("history") or [], bundle.manifest.get("train", {}),

@@ -1,4 +1,4 @@
-"""Live inspection: stream."""
+"""Live inspection: stream; the review page over saved anomalies: review."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import TileOpt, TileOverlapOpt, app
+from cfnc_edge.cli.app import BundleOpt, TileOpt, TileOverlapOpt, app
+
+WebOpt = typer.Option(None, "--web", help="Serve the page on [HOST:]PORT (host 127.0.0.1 unless given).")
+WebTokenOpt = typer.Option(None, "--web-token", envvar="CFNC_WEB_TOKEN",
+                           help="Every request must carry it (?token= or Authorization: Bearer); needed for any "
+                                "host but this machine.")
 
 
 @app.command()
@@ -30,6 +35,13 @@ def stream(
     mqtt_status: bool = typer.Option(True, help="Retained online/offline/stopped status on TOPIC/status."),
     mqtt_buffer: int = typer.Option(1000, help="Messages kept while the broker is unreachable; older ones are dropped."),
     metrics_port: Optional[int] = typer.Option(None, help="Serve Prometheus metrics on this port (/metrics)."),
+    web: Optional[str] = WebOpt,
+    web_token: Optional[str] = WebTokenOpt,
+    review: Optional[Path] = typer.Option(None, help="With --web: the page's good / defect buttons save the original "
+                                                     "frame and its record into DIR/good and DIR/defect."),
+    drift_alarm: float = typer.Option(100.0, help="Drift alarm level C: raised when a source's scores stop looking "
+                                                  "like the bundle's good images; by chance with probability <= 1/C. "
+                                                  "0: off."),
     max_batch: int = typer.Option(4, help="Largest batch of frames per backend call."),
     max_wait_ms: float = typer.Option(5.0, help="Longest a frame waits for a batch to fill."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
@@ -43,13 +55,41 @@ def stream(
 
     from cfnc_edge import api
 
-    options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, max_frames=max_frames)
+    options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, max_frames=max_frames,
+                                drift_alarm=drift_alarm)
     mqtt_options = api.MqttOptions(mqtt, mqtt_anomalies_only, mqtt_qos, mqtt_status, mqtt_buffer) if mqtt else None
     summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
                          save=save, save_anomalies=save_anomalies, show=show, mqtt=mqtt_options,
-                         metrics_port=metrics_port, status=sys.stderr, server=server, model=model, tile=tile,
+                         metrics_port=metrics_port, web=web, web_token=web_token, review=review, status=sys.stderr, server=server, model=model, tile=tile,
                          tile_overlap=tile_overlap,
                          on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
     typer.echo("\nsummary: " + json.dumps(summary), err=True)
     for w in summary["warnings"]:
         typer.echo(f"warning: {w}", err=True)
+
+
+@app.command("review")
+def review_page(
+    folder: Path = typer.Argument(..., help="A stream's --save-anomalies folder."),
+    bundle: Path = BundleOpt,
+    web: str = typer.Option("8080", "--web", help="Serve the page on [HOST:]PORT (host 127.0.0.1 unless given)."),
+    web_token: Optional[str] = WebTokenOpt,
+    review: Optional[Path] = typer.Option(None, help="Where good / defect go (DIR/good, DIR/defect); default "
+                                                     "FOLDER/reviewed."),
+    backend: str = typer.Option("auto"),
+    precision: str = typer.Option("fp32"),
+):
+    """Review saved anomalies on a page: good / defect per frame, for `cfnc-edge threshold` and `fit`."""
+    import time
+
+    from cfnc_edge import api
+
+    server = api.review(folder, bundle, web, web_token, review, backend, precision)
+    typer.echo(f"review page: {server.url}" + ("?token=..." if web_token else "") + " (Ctrl-C to stop)", err=True)
+    try:
+        while server.thread.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()

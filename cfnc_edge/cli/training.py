@@ -187,7 +187,8 @@ def train(
 @app.command()
 def fit(
     bundle: Path = BundleOpt,
-    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
+    data: list[Path] = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good); more roots "
+                                                "or folders of good images (a review folder's good/) add theirs."),
     covariance: Optional[str] = typer.Option(None, help="ledoit-wolf | oas | eps (default: the bundle's)."),
     eps: Optional[float] = typer.Option(None, help="Covariance regulariser (default: the bundle's)."),
     folds: Optional[int] = FoldsOpt,

@@ -27,6 +27,7 @@ from typing import IO, Any
 import numpy as np
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.stream.drift import DriftMonitor
 from cfnc_edge.stream.naming import safe_name, unique
 from cfnc_edge.stream.sinks.base import Sink, SinkThread, StreamContext, Verdict
 from cfnc_edge.stream.sinks.jsonlines import JsonLinesSink
@@ -54,6 +55,7 @@ class StreamOptions:
     backoff_max_s: float = 8.0
     max_reopen: int | None = None  # live sources: None keeps trying
     max_reopen_files: int = 3  # files and folders give up after this many failed attempts in a row
+    drift_alarm: float = 100.0  # the drift test's alarm level C (false alarms <= 1/C, stream/drift.py); 0: off
 
 
 class StreamRunner:
@@ -64,12 +66,13 @@ class StreamRunner:
     normalized_score, full_map()): the local Inspector or a remote client.
     `sources`: FrameSource objects. `sinks`: Sink objects; by default one
     JSON lines sink writing to `out` (stdout). `status`: a text stream for
-    outage and warning lines (None: quiet). `run()` returns the summary.
+    outage and warning lines (None: quiet). `good_scores`: the bundle's good-image
+    scores, normalised like the verdicts' (None: no drift alarm). `run()` returns the summary.
     """
 
     def __init__(self, inspector: Callable[[list[np.ndarray]], list[Any]], sources: list[FrameSource],
                  options: StreamOptions | None = None, sinks: list[Sink] | None = None,
-                 out: IO[str] | None = None, status: IO[str] | None = None):
+                 out: IO[str] | None = None, status: IO[str] | None = None, good_scores: np.ndarray | None = None):
         if not sources:
             raise CfncError("give at least one --camera N or --source PATH|URL")
         self.insp, self.sources = inspector, sources
@@ -85,6 +88,8 @@ class StreamRunner:
         self.ready = threading.Condition()
         self.results: queue.Queue = queue.Queue(maxsize=64)
         self.sink_threads: list[SinkThread] = []
+        on = good_scores is not None and self.opt.drift_alarm > 0
+        self.drift = [DriftMonitor(good_scores, self.opt.drift_alarm, seed=i) for i in range(len(sources))] if on else []
 
     # ---- capture -------------------------------------------------------
     def _put(self, i: int, frame: Frame) -> None:
@@ -219,6 +224,25 @@ class StreamRunner:
         self.results.put(None)
 
     # ---- output --------------------------------------------------------
+    def _test_drift(self, f: Frame, r: Any):
+        """The frame's step of its source's drift test; the first alarm becomes a warning."""
+        if not self.drift or r.normalized_score is None:
+            return None
+        monitor = self.drift[f.source]
+        d = monitor.update(r.normalized_score)
+        st, warning = self.stats.sources[f.source], None
+        with self.stats.lock:
+            if d.alarm and not st.drift_alarm:
+                warning = (f"{self.labels[f.source]}: drift alarm at frame {f.index}: its scores no longer look "
+                           f"like the bundle's good images (test martingale {d.martingale:.0f} >= {monitor.alarm:g};"
+                           f" on an unchanged line at most a {100 / monitor.alarm:g}% chance): check the camera, the "
+                           "light and the parts, then refit the bundle if the change is meant to stay")
+                self.stats.warnings.append(warning)
+            st.drift, st.drift_alarm = float(f"{d.martingale:.4g}"), d.alarm
+        if warning:
+            self._log(warning)
+        return d
+
     def _dispatch(self) -> None:
         while (item := self.results.get()) is not None:
             f, r, latency = item
@@ -228,7 +252,8 @@ class StreamRunner:
                 st.anomalies += bool(r.anomalous)
                 self.stats.latencies_ms.append(latency)
             v = Verdict(f.source, self.labels[f.source], self.file_names[f.source],
-                        self.sources[f.source].frame_name(f.index), f.index, f.timestamp, latency, f.image, r)
+                        self.sources[f.source].frame_name(f.index), f.index, f.timestamp, latency, f.image, r,
+                        drift=self._test_drift(f, r))
             for t in self.sink_threads:
                 t.put(v)
 

@@ -19,6 +19,8 @@ class SourceStats:
     reconnects: int = 0
     outages: int = 0
     state: str = "starting"  # running, retrying, ended, ended early, gave up, stopped
+    drift: float | None = None  # the drift test martingale (stream/drift.py), None without a drift alarm
+    drift_alarm: bool = False
 
 
 COUNTERS = ("frames", "anomalies", "dropped", "corrupt", "reconnects", "outages")

@@ -85,7 +85,8 @@ def test_save_anomalies_never_writes_outside_its_folder(tiny_bundle, tmp_path):
     # a tiny threshold: every frame is anomalous and saved
     lines, _ = run(tiny_bundle, [IterableSource(synthetic_frames(12), name)], [AnomalySink(review)], threshold=1e-6)
     written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-    assert all(x["anomalous"] for x in lines) and len(written) == len(lines) == 12
+    # each frame: its picture with the heatmap, the original and the record
+    assert all(x["anomalous"] for x in lines) and len(written) == 3 * len(lines) == 36
     assert all(p.resolve().is_relative_to(review.resolve()) for p in written)
     assert not (tmp_path / "escaped").exists()
 

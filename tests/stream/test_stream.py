@@ -50,7 +50,13 @@ def test_folder_frames_in_order_and_annotated_images(tiny_bundle, folder, tmp_pa
     assert [x["frame"] for x in lines] == list(range(10))
     assert sorted(p.name for p in (tmp_path / "ann" / folder.name).iterdir()) == [f"{i:03d}.png" for i in range(10)]
     n_bad = sum(x["anomalous"] for x in lines)
-    assert len(list((tmp_path / "bad").rglob("*.png"))) == n_bad
+    saved = sorted((tmp_path / "bad" / folder.name).glob("*.json"))
+    assert len(saved) == n_bad == len(list((tmp_path / "bad").glob("*/*.png")))
+    for meta in saved:  # the original frame beside its record, for `cfnc-edge review`
+        record = json.loads(meta.read_text())
+        assert record["anomalous"] and record["frame_name"] == meta.stem
+        original = cv2.imread(str(meta.parent / "frames" / f"{meta.stem}.png"))
+        np.testing.assert_array_equal(original, cv2.imread(str(folder / f"{meta.stem}.png")))
 
 
 class FlakySource(FolderSource):

@@ -6,11 +6,13 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import numpy as np
 
 from cfnc_edge.report.visualize import heat_scale, panel
+from cfnc_edge.stream.naming import safe_name
 from cfnc_edge.stream.stats import Stats
 
 
@@ -39,6 +41,7 @@ class Verdict:
     latency_ms: float
     image: np.ndarray
     result: Any
+    drift: Any = None  # DriftState (stream/drift.py) when the stream tests for drift
     _view: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -49,6 +52,15 @@ class Verdict:
                 "score": round(r.score, 4),
                 "normalized_score": None if r.normalized_score is None else round(r.normalized_score, 4),
                 "anomalous": r.anomalous, "latency_ms": round(self.latency_ms, 2)}
+
+    def metadata(self) -> dict:
+        """The record with what a saved frame needs to be reviewed later: its name, threshold and time."""
+        return {**self.record(), "frame_name": self.frame_name, "threshold": self.result.threshold,
+                "time": datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(timespec="milliseconds")}
+
+    def stem(self) -> str:
+        """A file stem for this frame, unique within its source: the frame's own name, or its number."""
+        return f"{self.index:06d}" if self.frame_name is None else safe_name(self.frame_name)
 
     def view(self) -> np.ndarray:
         """Frame and heatmap side by side, rendered once for all sinks that show or save it."""

@@ -7,12 +7,14 @@ sources never share a file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 
-from cfnc_edge.stream.naming import safe_name
 from cfnc_edge.stream.sinks.base import StreamContext, Verdict
+
+ORIGINALS = "frames"  # the untouched frames of --save-anomalies, beside their annotated pictures
 
 
 class AnnotatedSink:
@@ -36,7 +38,7 @@ class AnnotatedSink:
         if v.frame_name is not None:
             d = self.root / v.file_name
             d.mkdir(exist_ok=True)
-            cv2.imwrite(str(d / f"{safe_name(v.frame_name)}.png"), view)
+            cv2.imwrite(str(d / f"{v.stem()}.png"), view)
             return
         w = self.writers.get(v.source)
         if w is None:
@@ -51,7 +53,9 @@ class AnnotatedSink:
 
 
 class AnomalySink:
-    """`--save-anomalies`: a review folder, `<source>/<frame>.png` for each anomalous frame."""
+    """`--save-anomalies`: a folder to review later (`cfnc-edge review`): for each anomalous
+    frame `<source>/<frame>.png` (frame and heatmap), the original frame as
+    `<source>/frames/<frame>.png` and its record as `<source>/<frame>.json`."""
 
     name = "anomalies"
     lossless = True
@@ -67,9 +71,12 @@ class AnomalySink:
         if not v.result.anomalous:
             return
         d = self.root / v.file_name
-        d.mkdir(exist_ok=True)
-        stem = f"{v.index:06d}" if v.frame_name is None else safe_name(v.frame_name)
+        (d / ORIGINALS).mkdir(parents=True, exist_ok=True)
+        stem = v.stem()
         cv2.imwrite(str(d / f"{stem}.png"), v.view())
+        cv2.imwrite(str(d / ORIGINALS / f"{stem}.png"), v.image)
+        # the record last: a reader that finds it finds both pictures
+        (d / f"{stem}.json").write_text(json.dumps(v.metadata()))
         self.saved += 1
 
     def close(self) -> dict:

@@ -45,6 +45,17 @@ class _StatsCollector:
             up.add_metric([label], 1.0 if s["state"] == "running" else 0.0)
         yield fps
         yield up
+        tested = [(label, s) for label, s in rows if s["drift"] is not None]
+        if tested:  # only a stream with a drift alarm (the bundle records its good scores) has these
+            drift = GaugeMetricFamily("cfnc_stream_drift", "Drift test martingale (stream/drift.py): reaching the "
+                                      "alarm level C happens by chance with probability <= 1/C", labels=["source"])
+            alarm = GaugeMetricFamily("cfnc_stream_drift_alarm", "1 once the drift test has reached its alarm level",
+                                      labels=["source"])
+            for label, s in tested:
+                drift.add_metric([label], s["drift"])
+                alarm.add_metric([label], float(s["drift_alarm"]))
+            yield drift
+            yield alarm
 
 
 class MetricsSink:

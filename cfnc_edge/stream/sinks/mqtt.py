@@ -8,7 +8,8 @@ The broker may be down at the start or at any time: paho reconnects in its
 own thread, the sink never blocks. While disconnected, messages wait in a
 bounded buffer; when it is full the oldest is dropped and counted. The
 summary accounts for every message: published (acknowledged at QoS 1/2,
-sent at QoS 0) + dropped + unsent = messages.
+sent at QoS 0) + dropped + unsent = messages. A source's drift alarm
+(stream/drift.py) is published on the status topic when it is raised.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class MqttSink:
             self.client.will_set(self.status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
         self.log = print
         self.closing = False
+        self.drift_alarms: dict[str, int] = {}  # source -> the frame its drift alarm was raised at
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self.lock:
@@ -113,7 +115,10 @@ class MqttSink:
             self.log(f"mqtt: connected to {self.host}:{self.port} again")
         self.reachable = True
         if self.opt.retain_status:
-            self._status({"state": "online"})
+            self._status(self._online())
+
+    def _online(self) -> dict:
+        return {"state": "online", **({"drift_alarm": dict(self.drift_alarms)} if self.drift_alarms else {})}
 
     def _on_unreachable(self, client, userdata, *args) -> None:
         if self.reachable is not False and not self.closing:
@@ -129,6 +134,10 @@ class MqttSink:
         self.client.loop_start()
 
     def write(self, v: Verdict) -> None:
+        if v.drift is not None and v.drift.alarm and v.label not in self.drift_alarms:
+            self.drift_alarms[v.label] = v.index
+            if self.opt.retain_status and self.client.is_connected():
+                self._status(self._online())
         if self.opt.anomalies_only and not v.result.anomalous:
             return
         self._drain()  # what waited for a reconnect goes first, and makes room
@@ -167,7 +176,7 @@ class MqttSink:
             time.sleep(0.02)
         if self.client.is_connected() and self.opt.retain_status:
             with contextlib.suppress(RuntimeError, ValueError):  # the broker left just now: nothing to wait for
-                self._status({"state": "stopped", "messages": self.messages}).wait_for_publish(
+                self._status({**self._online(), "state": "stopped", "messages": self.messages}).wait_for_publish(
                     max(0.0, deadline - time.monotonic()))
         self.closing = True
         self.client.disconnect()
