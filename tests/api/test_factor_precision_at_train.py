@@ -14,6 +14,7 @@ from cfnc_edge.images import read_image
 from cfnc_edge.model.coarse_to_fine import ModelConfig
 from cfnc_edge.model.train import TrainConfig
 from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.scoring.crossfit import FOLDS
 from cfnc_edge.scoring.factor import load_scorer
 from tests.conftest import TINY
 
@@ -38,7 +39,8 @@ def test_train_with_int8_factor_writes_an_int8_bundle_in_one_commit(tiny_data, t
     # the fp32 reference: the same weights refitted with an fp32 factor (training
     # itself is not bit-reproducible: the SimSiam heads' initialisation is unseeded)
     shutil.copytree(tmp_path / "b", tmp_path / "fp32", symlinks=True)
-    ref_bundle = api.refit(tmp_path / "fp32", tiny_data, progress=False, factor_precision="fp32")
+    # with the folds a compressed factor's threshold is cross-fitted with (not leave-one-out): only the factor differs
+    ref_bundle = api.refit(tmp_path / "fp32", tiny_data, progress=False, factor_precision="fp32", folds=FOLDS)
     # The refit repeats the same forward passes and fit, but BLAS chooses its
     # summation order by CPU and thread count: the tensors agree to rounding, not
     # to the bit (3e-7 apart on one machine). GAUSSIAN_RTOL is far below what the

@@ -20,8 +20,8 @@ def test_every_scorer_is_scored_on_held_out_models(tiny_data, monkeypatch):
     seen = {}
     real = evaluate._bank_distances
 
-    def spy(g, b, seed):
-        seen["bank"] = real(g, b, seed)
+    def spy(g, q, paired, seed):
+        seen["bank"] = real(g, q, paired, seed)
         return seen["bank"]
     monkeypatch.setattr(evaluate, "_bank_distances", spy)
     model = CoarseToFine(ModelConfig(image_size=TINY, feature_dim=16, ica=False, fca=False, head="combined"))
