@@ -1,8 +1,10 @@
 """`--recipe auto`: choose the features and the scorer for this dataset from its good images alone.
 
 A seeded subset of the good images (at most SELECT_IMAGES) gets one synthetic
-defect each (data/defects.py), made once at the largest input size tried and
-resized with the images, so every candidate is scored on the same defects.
+defect each (data/defects.py), drawn once on the frames as captured and
+resized with them, so every candidate is scored on the same defects, seen
+through its own preprocessing as a real defect would be. Inputs larger than
+the frames are not searched.
 Candidates are tried in selection/candidates.py's order while the budget
 lasts: `budget` is a multiple of the time the first candidate (Lite0 at 224
 px, what `--recipe pretrained` extracts) took, so the search costs the same
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
-from cfnc_edge.data.defects import synthetic_defects
+from cfnc_edge.data.defects import defects_on_images
 from cfnc_edge.images import preprocess, read_image
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.backbones import MAX_STRIDE
@@ -36,9 +38,17 @@ DEFAULT_BUDGET = 4.0
 POSE_SPREAD = 3.0
 
 
-def _resize_masks(masks: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+def _resize_masks(masks: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
+    """Masks of frames of any size at the model input (a pixel touched by a defect stays marked)."""
     return np.stack([cv2.resize(m.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_AREA) > 0
-                     for m in masks]) if masks.shape[1:] != hw else masks
+                     for m in masks])
+
+
+def _at_most(frame: np.ndarray, short: int) -> np.ndarray:
+    """The frame with its short side at most `short` (area resize, as preprocess shrinks)."""
+    h, w = frame.shape[:2]
+    f = short / min(h, w)
+    return frame if f >= 1 else cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
 
 
 def _pose_spread(frames: list[np.ndarray], hw: tuple[int, int]) -> float:
@@ -68,13 +78,19 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
     order = [c for c in search_order(posed) if all(getattr(c, k) == v for k, v in fixed.items())
              and (c.gaussian or scorer in (None, "knn"))]
     order = order or [Candidate(**fixed), *([Candidate(**fixed, ica=True)] if posed else [])]
+    # an input larger than the frames adds no pixels, only interpolation: not searched
+    native = int(np.median([min(f.shape[:2]) for f in frames]))
+    larger = [c for c in order[1:] if c.short_side > max(native, order[0].short_side) and "short_side" not in fixed]
+    skipped = [{**c.to_dict(), "cost": c.cost, "why": f"the frames' short side is {native} px"} for c in larger]
+    order = [c for c in order if c not in larger]
     hw_of = {c.short_side: keep_aspect(c.short_side, ratio, MAX_STRIDE, log=lambda _m: None) for c in order}
-    # the defects are made once, at the largest input tried, and resized with the images
-    top = max(hw_of[c.short_side] for c in order)
-    good_top = preprocess(frames, top)
-    bad_top, masks_top, families = synthetic_defects(good_top, seed)
-    bad_frames = [b.transpose(1, 2, 0)[:, :, ::-1] for b in bad_top]  # back to BGR frames for preprocess
-    rows, skipped, unit, allowance = [], [], None, None
+    # the defects are drawn once on the frames as captured (data/defects.py says why), at most
+    # twice the largest input tried, and reach every candidate through its own preprocessing
+    frames = [_at_most(f, 2 * max(c.short_side for c in order)) for f in frames]
+    bad, masks, families = defects_on_images([np.ascontiguousarray(f[:, :, ::-1].transpose(2, 0, 1)) for f in frames],
+                                             seed)
+    bad_frames = [b.transpose(1, 2, 0)[:, :, ::-1] for b in bad]  # back to BGR frames for preprocess
+    rows, unit, allowance = [], None, None
     for cand in order:
         left = None if allowance is None else allowance - (time.perf_counter() - t_start)
         if left is not None and cand.cost * unit > left:
@@ -88,7 +104,7 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
         good = preprocess(frames, hw)
         if cand.ica:
             model.fit_template(good)
-        got = score_candidate(model, good, preprocess(bad_frames, hw), _resize_masks(masks_top, hw),
+        got = score_candidate(model, good, preprocess(bad_frames, hw), _resize_masks(masks, hw),
                               gaussian=cand.gaussian and scorer != "knn", seed=seed)
         seconds = time.perf_counter() - t0
         if unit is None:  # the baseline's time sets the unit and the budget

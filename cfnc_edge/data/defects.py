@@ -110,7 +110,20 @@ def synthetic_defects(images: np.ndarray, seed: int = 0, families=FAMILIES
     """
     if images.ndim != 4:
         raise DataError(f"images must be a batch (N, 3, h, w), got shape {images.shape}")
-    _check_image(images[0], "images")
+    out, masks, names = defects_on_images(list(images), seed, families)
+    return np.stack(out), np.stack(masks), names
+
+
+def defects_on_images(images: list[np.ndarray], seed: int = 0, families=FAMILIES
+                      ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """synthetic_defects on images of any sizes ((3, h, w) uint8 each): a donor of
+    another size is resized to the image's. Selection draws defects on the frames
+    as captured, not after resizing to the model input: a defect drawn after
+    upsampling has edges sharper than any real defect seen through that upsampling."""
+    if not images:
+        raise DataError("no images to put defects on")
+    for im in images:
+        _check_image(im, "images")
     families = tuple(families)
     unknown = sorted(set(families) - set(FAMILIES))
     if not families or unknown:
@@ -118,13 +131,16 @@ def synthetic_defects(images: np.ndarray, seed: int = 0, families=FAMILIES
     n = len(images)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(families)) for _ in range(-(-n // len(families)))])[:n]
-    fgs = estimate_foreground(images)
-    out = np.empty_like(images)
-    masks = np.empty((n,) + images.shape[2:], bool)
-    names = []
+    out, masks, names = [], [], []
     for i, child in enumerate(rng.spawn(n)):
         donor = images[(i + 1 + int(child.integers(n - 1))) % n] if n > 1 else None
-        out[i], masks[i], name = add_defect(images[i], child, donor, families[order[i]], fgs[i])
+        if donor is not None and donor.shape != images[i].shape:
+            h, w = images[i].shape[1:]
+            donor = cv2.resize(_hwc(donor), (w, h), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+        bad, mask, name = add_defect(images[i], child, donor, families[order[i]],
+                                     estimate_foreground(images[i][None])[0])
+        out.append(bad)
+        masks.append(mask)
         names.append(name)
     return out, masks, names
 

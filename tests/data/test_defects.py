@@ -157,3 +157,17 @@ def test_bad_inputs_are_named():
         add_defect(img, rng, foreground=np.zeros_like(fg))
     with pytest.raises(DataError, match="unknown defect families"):
         synthetic_defects(img[None], families=("scratch", "dent"))
+
+
+def test_defects_on_frames_of_different_sizes_mark_what_they_changed():
+    from cfnc_edge.data.defects import defects_on_images
+
+    rng = np.random.default_rng(5)
+    images = [rng.integers(60, 200, (3, h, w), dtype=np.uint8) for h, w in ((40, 64), (96, 96), (50, 120))]
+    out, masks, names = defects_on_images(images, seed=2)
+    assert len(out) == len(masks) == len(names) == 3 and len(set(names)) == 3  # families cycled
+    for img, bad, mask in zip(images, out, masks):
+        assert bad.shape == img.shape and mask.shape == img.shape[1:] and mask.any()
+        assert not ((bad != img).any(0) & ~mask).any()  # nothing changed outside the mask
+    again, _, _ = defects_on_images(images, seed=2)
+    assert all((a == b).all() for a, b in zip(out, again))
