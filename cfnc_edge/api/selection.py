@@ -28,7 +28,7 @@ from cfnc_edge.images import preprocess, read_image
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.selection.candidates import BASELINE, Candidate, search_order
+from cfnc_edge.selection.candidates import ICA_SEARCHED, Candidate, search_order
 from cfnc_edge.selection.choose import RULE, choose
 from cfnc_edge.selection.evaluate import score_candidate
 
@@ -71,8 +71,9 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
     subset = [paths[i] for i in sorted(rng.choice(len(paths), min(len(paths), SELECT_IMAGES), replace=False))]
     frames = [read_image(p) for p in subset]
     ratio = median_aspect(subset)
-    spread = _pose_spread(frames, keep_aspect(224, ratio, MAX_STRIDE, log=lambda _m: None))
-    posed = spread > POSE_SPREAD
+    # the pose is only worth measuring when aligned candidates are searched (selection/candidates.py)
+    spread = _pose_spread(frames, keep_aspect(224, ratio, MAX_STRIDE, log=lambda _m: None)) if ICA_SEARCHED else None
+    posed = spread is not None and spread > POSE_SPREAD
     fixed = {k: v for k, v in (fixed or {}).items() if v is not None and k in ("backbone", "short_side")}
     # a fixed scorer with a Gaussian in it cannot use the inputs too large for the Gaussian
     order = [c for c in search_order(posed) if all(getattr(c, k) == v for k, v in fixed.items())

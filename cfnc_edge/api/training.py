@@ -220,6 +220,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
                                   train_cfg.seed, scorer=scorer, fixed=fixed, feature_dim=model_cfg.feature_dim,
                                   log=print if progress else (lambda _m: None))
         c, scorer, fusion_weight = selection["candidate"], selection["scorer"], selection["weight"]
+        train_cfg = dataclasses.replace(train_cfg, steps=0, epochs=None)  # auto trains nothing, ICA's residual neither
         model_cfg = dataclasses.replace(model_cfg, backbone=c["backbone"], image_size=c["short_side"], ica=c["ica"],
                                         head=SCORER_HEADS[scorer])
     scorer = scorer or HEAD_SCORERS.get(model_cfg.head, "gaussian")

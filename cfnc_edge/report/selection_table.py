@@ -18,8 +18,9 @@ def selection_lines(selection: dict) -> list[str]:
              f"Scored on {selection['images']} good images and one synthetic defect on each "
              f"({', '.join(selection.get('defect_families', []))}), every image scored by models that did not "
              f"see it; search {selection['seconds']:.0f} s (budget {selection['budget']:g}x the first "
-             f"candidate). The parts' pose spread found by the image alignment: "
-             f"{selection['pose_spread_degrees']:.1f} degrees.", "",
+             f"candidate)." + ("" if selection.get("pose_spread_degrees") is None else
+                               f" The parts' pose spread found by the image alignment: "
+                               f"{selection['pose_spread_degrees']:.1f} degrees."), "",
              "| candidate | scorer | fusion weight | synthetic image AUROC | synthetic PRO | seconds |",
              "|---|---|---|---|---|---|"]
     for r in sorted(selection["rows"], key=lambda r: -r["synthetic_image_auroc"]):

@@ -2,7 +2,7 @@
 
 A candidate is a feature configuration: backbone, input short side, and
 whether the image-level alignment (ICA, fitted from the good images without
-training) turns the parts first. Every scorer is scored on each candidate's
+training) turns the parts first (not searched: ICA_SEARCHED says why). Every scorer is scored on each candidate's
 features at no extra forward pass. The order puts first what measured most
 often mattered on unseen data: the scorer (free), then alignment for posed
 parts, then the input size for small defects, then larger backbones (not
@@ -51,15 +51,23 @@ class Candidate:
 BASELINE = Candidate()
 
 
+# Why ICA is not searched. Its template search turns posed parts (mvtec-screw:
+# angles spread 95 degrees, benchmarks/results/ica-alignment.md) and scores
+# better on synthetic defects (screw, Lite0 224 px, bank: 81.3 against 79.1),
+# but on the real test set the aligned bank fell from 71.8 to 51.4 image AUROC
+# and flagged 14.6% of good parts for 1% (selection-study.md): a bank of patches
+# in one pose is brittle wherever the alignment of a new part fails, and the
+# synthetic defects, drawn on training images the template was fitted on, cannot
+# show it. So the search would pick it for the wrong reason; `--ica` under
+# `--recipe pretrained` or `paper` still turns the parts.
+ICA_SEARCHED = False
+
+
 def search_order(posed: bool) -> list[Candidate]:
-    """Every candidate, most promising first; ICA variants only for parts found posed."""
-    sizes = (224, 320, 448)
-    order = [BASELINE]
-    if posed:
-        order += [Candidate(ica=True)]
-    order += [Candidate(short_side=s, ica=posed) for s in sizes[1:]]
-    order += [Candidate(b, 224, posed) for b in ("efficientnet-lite2", "efficientnet-lite1")]
-    order += [Candidate(b, 320, posed) for b in ("efficientnet-lite2", "efficientnet-lite1")]
-    if posed:  # the unaligned variants of the larger inputs, last
-        order += [Candidate(short_side=s) for s in sizes[1:]]
+    """Every candidate, most promising first (ICA variants for posed parts only where ICA_SEARCHED)."""
+    aligned = posed and ICA_SEARCHED
+    order = [BASELINE, *([Candidate(ica=True)] if aligned else [])]
+    order += [Candidate(short_side=s, ica=aligned) for s in (320, 448)]
+    order += [Candidate(b, 224, aligned) for b in ("efficientnet-lite2", "efficientnet-lite1")]
+    order += [Candidate(b, 320, aligned) for b in ("efficientnet-lite2", "efficientnet-lite1")]
     return list(dict.fromkeys(order))

@@ -34,10 +34,14 @@ def test_same_cost_prefers_the_cheaper_scorer_and_the_even_fusion():
         choose([])
 
 
-def test_search_order_starts_at_the_baseline_and_aligns_only_posed_parts():
+def test_search_order_starts_at_the_baseline_and_aligns_only_posed_parts(monkeypatch):
+    from cfnc_edge.selection import candidates
+
     flat, posed = search_order(False), search_order(True)
-    assert flat[0] == BASELINE == posed[0] and not any(c.ica for c in flat)
-    assert posed[1] == Candidate(ica=True) and len(set(posed)) == len(posed)
+    assert flat[0] == BASELINE == posed[0] and not any(c.ica for c in flat + posed)  # ICA_SEARCHED is off
+    monkeypatch.setattr(candidates, "ICA_SEARCHED", True)
+    posed = search_order(True)
+    assert posed[1] == Candidate(ica=True) and len(set(posed)) == len(posed) and not any(c.ica for c in flat)
     assert {c.short_side for c in flat} == {224, 320, 448}
     assert all(a.cost <= b.cost for a, b in zip(flat[:3], flat[1:3]))  # sizes grow in cost
     assert not Candidate(short_side=448).gaussian  # its fold sums would not fit (candidates.py)

@@ -43,7 +43,6 @@ def test_train_auto_records_the_search_and_deploys_its_choice(tiny_data, tmp_pat
         b = train(tiny_data, tmp_path / "b", budget=1.0, progress=False, fixed={"short_side": TINY})
     sel = b.manifest["selection"]
     assert sel["rows"] and sel["rule"].startswith("highest synthetic image AUROC")
-    assert sel["skipped"] and all("predicted" in s["why"] for s in sel["skipped"])  # budget 1: the baseline only
     assert {r["candidate"]["name"] for r in sel["rows"]} == {f"lite0@{TINY}"}  # fixed: the user's size
     assert b.manifest["scorer"]["kind"] == sel["scorer"]
     assert b.manifest["model"]["backbone"] == sel["candidate"]["backbone"]
@@ -66,3 +65,20 @@ def test_the_report_lists_every_scored_candidate_and_marks_the_choice():
     assert text.count("| **lite0@224** | combined | 0.75 |") == 1  # the choice, and only it, in bold
     assert "| lite0@224 | knn |" in text and "| lite0@224 | combined | 0.5 |" in text
     assert "lite0@448 (predicted 99 s" in text and selection_lines(None) == []
+
+
+def test_the_search_stops_at_its_budget_and_skips_inputs_larger_than_the_frames(tiny_data, monkeypatch):
+    """The budget loop alone: scoring replaced by a stand-in that takes a known time."""
+    import time
+
+    from cfnc_edge.api import selection
+
+    def stand_in(model, good, bad, masks, gaussian=True, seed=0):
+        time.sleep(0.5)
+        return [{"scorer": "knn", "synthetic_image_auroc": 0.5, "synthetic_pro": 0.5, "seconds": 0.5}]
+    monkeypatch.setattr(selection, "score_candidate", stand_in)
+    sel = selection.select(MVTecDataset(tiny_data).train_images(), budget=1.5, log=lambda _m: None)
+    why = {s["name"]: s["why"] for s in sel["skipped"]}
+    assert [r["candidate"]["name"] for r in sel["rows"]] == ["lite0@224"]  # 1.5 x its time: nothing else fits
+    assert "short side is 96 px" in why["lite0@320"] and "short side is 96 px" in why["lite0@448"]  # frames of 96
+    assert "predicted" in why["lite2@224"] and "predicted" in why["lite1@224"]
