@@ -32,7 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # pages link to the Markdown reports as pages and to the JSON as files.
 SITE_DIR = "results/files"
 COPIED = {RESULTS: SITE_DIR, ROOT / "calibration": f"{SITE_DIR}/calibration"}
-COPIED_SUFFIXES = {".md", ".json", ".csv", ".txt"}
+COPIED_SUFFIXES = {".md", ".json", ".csv", ".txt", ".png"}  # .png: pictures the reports show
 
 BLOCK = re.compile(r"^```results[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
