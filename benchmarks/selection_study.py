@@ -22,7 +22,8 @@ Sets (MVTec layout, built as symlinks under --work): `mt50` = 50 seeded
 train/good images of magnetic-tile; `mt762` = all 762; both tested on a seeded
 subset of its test set (100 good, 150 defective: eval on the CPU is the
 study's cost); `screw` = mvtec-screw (320 training images, its full test set).
-Rows are appended to benchmarks/results/selection-study.json as they finish.
+Rows are appended to benchmarks/results/selection-study.json as they finish;
+the Markdown table is rebuilt from it, keeping a hand-written "## Reading" section at its end.
 """
 
 from __future__ import annotations
@@ -222,7 +223,10 @@ def main() -> None:
             doc = json.loads(out.read_text()) if out.is_file() else doc  # rows another run added meanwhile
             doc["rows"] = [r for r in doc["rows"] if (r["set"], r["config"]) != (s, c)] + [row]
             out.write_text(json.dumps(doc, indent=1))
-            (RESULTS / f"{NAME}.md").write_text(render(doc["rows"], f"Machine: {doc['machine']}."))
+            md = RESULTS / f"{NAME}.md"
+            old = md.read_text() if md.is_file() else ""
+            reading = old[old.index("## Reading"):] if "## Reading" in old else ""  # hand-written: kept
+            md.write_text(render(doc["rows"], f"Machine: {doc['machine']}.") + ("\n" + reading if reading else ""))
             print(f"{s} {c}: done", flush=True)
 
 

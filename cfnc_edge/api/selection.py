@@ -62,10 +62,11 @@ def _pose_spread(frames: list[np.ndarray], hw: tuple[int, int]) -> float:
 
 
 def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, scorer: str | None = None,
-           fixed: dict | None = None, feature_dim: int = 100, log=print) -> dict:
+           fixed: dict | None = None, feature_dim: int = 100, weights: Path | None = None, log=print) -> dict:
     """Score the candidates on synthetic defects of a subset of `paths`; return the choice:
     {"candidate", "scorer", "weight", "rows", "skipped", "rule", "seconds", "images", "budget"}.
-    `scorer` fixes the scorer; `fixed` ({"backbone", "short_side"}: values not None) the features."""
+    `scorer` fixes the scorer; `fixed` ({"backbone", "short_side"}: values not None) the features;
+    `weights`: the backbone's weights file (with a fixed backbone)."""
     t_start = time.perf_counter()
     rng = np.random.default_rng(seed)
     subset = [paths[i] for i in sorted(rng.choice(len(paths), min(len(paths), SELECT_IMAGES), replace=False))]
@@ -101,7 +102,7 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
         hw = hw_of[cand.short_side]
         t0 = time.perf_counter()
         model = CoarseToFine(ModelConfig(backbone=cand.backbone, image_size=list(hw), feature_dim=feature_dim,
-                                         ica=cand.ica, fca=False, head="combined"))
+                                         ica=cand.ica, fca=False, head="combined"), weights=weights)
         good = preprocess(frames, hw)
         if cand.ica:
             model.fit_template(good)

@@ -194,9 +194,10 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         r = recipe(recipe_name, scorer=scorer)
         fixed = fixed or {}
         # auto: checked as the baseline candidate, chosen below once every option has been checked
-        model_cfg = ModelConfig(backbone=fixed.get("backbone") or ModelConfig.backbone,
-                                image_size=fixed.get("short_side") or ModelConfig.image_size,
-                                feature_dim=fixed.get("feature_dim") or ModelConfig.feature_dim,
+        given = {k: v for k, v in fixed.items() if v is not None}
+        model_cfg = ModelConfig(backbone=given.get("backbone", ModelConfig.backbone),
+                                image_size=given.get("short_side", ModelConfig.image_size),
+                                feature_dim=given.get("feature_dim", ModelConfig.feature_dim),
                                 ica=r["ica"], fca=r["fca"], head=SCORER_HEADS.get(r["scorer"] or "combined"))
         # the recipe decides what trains, also when only a TrainConfig (budget, lr) was given
         train_cfg = dataclasses.replace(train_cfg or TrainConfig(), noncontrastive=r["noncontrastive"])
@@ -218,6 +219,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         resolve_device(device)  # a wrong device is one line before the search, not after it
         selection = select_recipe(_good_paths(data_root), DEFAULT_BUDGET if budget is None else budget,
                                   train_cfg.seed, scorer=scorer, fixed=fixed, feature_dim=model_cfg.feature_dim,
+                                  weights=weights,
                                   log=print if progress else (lambda _m: None))
         c, scorer, fusion_weight = selection["candidate"], selection["scorer"], selection["weight"]
         train_cfg = dataclasses.replace(train_cfg, steps=0, epochs=None)  # auto trains nothing, ICA's residual neither

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -140,6 +141,10 @@ def train(
     from cfnc_edge.api.validation import parse_levels
     from cfnc_edge.model.train import TrainConfig
 
+    # built (and so checked) whatever the recipe: a bad value is refused before any work
+    train_cfg = TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_backbone=lr_backbone,
+                            lr_ica=lr_ica, lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
+                            fine_levels=parse_levels(fine_levels), seed=seed)
     if recipe == "auto" and not resume:
         given = {name: getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
                  for name in ("backbone", "image_size", "ica", "fca", "noncontrastive", "head", "tile")}
@@ -154,8 +159,8 @@ def train(
         b = api.train(data, out, covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr,
                       threshold=threshold, weights=weights, scorer=scorer, bank_size=bank_size,
                       max_bank=max_bank or None, factor_precision=factor_precision, device=device,
-                      recipe_name="auto", budget=budget, train_cfg=TrainConfig(seed=seed),
-                      fixed={"backbone": backbone if given["backbone"] else None,
+                      recipe_name="auto", budget=budget, train_cfg=train_cfg,
+                      fixed={"backbone": backbone if given["backbone"] or weights else None,  # the file is for it
                              "short_side": _short_side(image_size) if given["image_size"] else None,
                              "feature_dim": feature_dim})
         typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
@@ -172,11 +177,7 @@ def train(
     scorer = scorer if resume else r["scorer"]
     head = head or SCORER_HEADS.get(scorer or r["scorer"], "projection")
     b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
-                  TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_backbone=lr_backbone,
-                              lr_ica=lr_ica,
-                              lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
-                              fine_levels=parse_levels(fine_levels),
-                              noncontrastive=noncontrastive, seed=seed),
+                  dataclasses.replace(train_cfg, noncontrastive=noncontrastive),
                   covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
                   resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
                   factor_precision=factor_precision, device=device, tile=tile, tile_overlap=tile_overlap)
