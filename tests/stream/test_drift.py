@@ -139,5 +139,6 @@ def test_the_alarm_reaches_prometheus_and_mqtt_status(tiny_bundle, broker):
 def test_the_bundle_records_its_sorted_good_scores(tiny_bundle):
     t = tiny_bundle.manifest["threshold"]
     assert len(t["good_scores"]) == t["n"] and t["good_scores"] == sorted(t["good_scores"])
-    assert t["good_scores"][t["rank"] - 1] == pytest.approx(t["value"], rel=1e-5)
+    # 12 images cannot hold 1% by rank: the threshold is the Gumbel tail's (threshold_for_fpr)
+    assert "tail" in t and t["value"] > t["good_mean"] and t["good_scores"][-1] == pytest.approx(t["good_max"], rel=1e-5)
 
