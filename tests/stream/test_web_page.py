@@ -16,7 +16,6 @@ from stream_helpers import synthetic_frames, wait_until
 
 from cfnc_edge.api import review, stream
 from cfnc_edge.errors import CfncError
-from cfnc_edge.stream.runner import StreamOptions
 from cfnc_edge.stream.sinks.web import WebSink
 from cfnc_edge.stream.sources import IterableSource
 
