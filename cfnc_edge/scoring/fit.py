@@ -74,11 +74,13 @@ class GaussianFit:
         mean, cov, shrink = _sum(folds).finalize_with_shrinkage(eps, covariance)
         return cls(mean, whitening_factor(cov), shrink, folds, fold_of, ica_angles, covariance, eps)
 
-    def loo_distances(self, feats: np.ndarray) -> np.ndarray:
-        """(B,d,h,w) features of fitted images -> (B,h,w) each one's distance under the Gaussian without it."""
+    def loo_distances(self, feats: np.ndarray, derived: np.ndarray | None = None) -> np.ndarray:
+        """(B,d,h,w) features of fitted images -> (B,h,w) each one's distance under the Gaussian
+        without it; with `derived` (B,d,h,w), image b's copy (a synthetic defect on it) under that
+        same Gaussian instead."""
         n = int(self.fold_of.size)
         beta = downdate_beta(n, self.shrinkage, self.covariance)
-        return loo_distances(self.mean, self.factor, beta, n, feats, [feats])[0]
+        return loo_distances(self.mean, self.factor, beta, n, feats, [feats if derived is None else derived])[0]
 
     def with_covariance(self, covariance: str, eps: float = 0.01) -> GaussianFit:
         """The same sums, another estimator (no new pass over the images)."""

@@ -27,8 +27,7 @@ from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.scoring.crossfit import part_rows
-from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
-from cfnc_edge.scoring.loo import downdate_beta, loo_distances
+from cfnc_edge.scoring.fit import fit_gaussian
 from cfnc_edge.scoring.memory_bank import fit_bank, split_parts
 
 FUSION_WEIGHTS = (0.25, 0.5, 0.75)  # the Gaussian's share of the fused map
@@ -52,22 +51,17 @@ def _gaussian_distances(good: np.ndarray, queries: np.ndarray, paired: bool) -> 
     good images (exact leave-one-out, scoring/loo.py), and of the queries: paired (query i made
     from good image i) under the same Gaussian as image i, else under the Gaussian of all."""
     n, d, h, w = good.shape
-    acc = GaussianAccumulator(h * w, d)
-    for s in range(0, n, 16):
-        acc.update(good[s:s + 16])
-    mean, cov, shrink = acc.finalize_with_shrinkage(covariance="ledoit-wolf")
-    beta = downdate_beta(n, shrink, "ledoit-wolf")
-    factor = whitening_factor(cov)
-    dist_good = np.empty((n, h, w), np.float32)
-    dist_q = np.empty((len(queries), h, w), np.float32)
-    for s in range(0, n, 16):
-        sl = slice(s, s + 16)
-        got = loo_distances(mean, factor, beta, n, good[sl], [good[sl], queries[sl]] if paired else [good[sl]])
-        dist_good[sl] = got[0]
-        if paired:
-            dist_q[sl] = got[1]
-    if not paired:
-        dist_q[:] = CpuMahalanobis(mean, factor)(queries)
+    eye = np.broadcast_to(np.eye(2, 3, dtype=np.float32), (n, 2, 3))  # the features are aligned already
+
+    def batches(idx):
+        for s in range(0, len(idx), 16):
+            yield idx[s:s + 16], good[idx[s:s + 16]], eye[idx[s:s + 16]]
+    fit = fit_gaussian(batches, n, h * w, d)  # folds None: leave-one-out
+    dist_good = np.concatenate([fit.loo_distances(good[s:s + 16]) for s in range(0, n, 16)])
+    if paired:
+        dist_q = np.concatenate([fit.loo_distances(good[s:s + 16], queries[s:s + 16]) for s in range(0, n, 16)])
+    else:
+        dist_q = CpuMahalanobis(fit.mean, fit.factor)(queries)
     return dist_good, dist_q
 
 
@@ -119,19 +113,23 @@ def _scorer_rows(model: CoarseToFine, good: np.ndarray, queries: np.ndarray, lab
     proj_g, pooled_g, th_g = _features(model, good)
     proj_q, pooled_q, th_q = _features(model, queries)
 
-    def evaluated(dist_good, dist_q):
-        q = anomaly_maps(dist_q, th_q, size)
-        return (np.concatenate([anomaly_maps(dist_good, th_g, size), q]) if paired else q), dist_good
+    def maps(dist_good, dist_q):  # (good images' held-out maps, queries' maps)
+        return anomaly_maps(dist_good, th_g, size), anomaly_maps(dist_q, th_q, size)
+
+    def evaluated(good_maps, q_maps):
+        return np.concatenate([good_maps, q_maps]) if paired else q_maps
     k_good, k_q = _bank_distances(pooled_g, pooled_q, paired, seed)
-    rows = [_row("knn", evaluated(k_good, k_q)[0], labels, masks, prefix)]
+    rows = [_row("knn", evaluated(*maps(k_good, k_q)), labels, masks, prefix)]
     if gaussian:
         g_good, g_q = _gaussian_distances(proj_g, proj_q, paired)
-        g_maps, _ = evaluated(g_good, g_q)
+        g_good_maps, g_q_maps = maps(g_good, g_q)
         # the bank's map on the Gaussian's grid, as the combined scorer fuses it (runtime/combined.py)
-        k_maps, _ = evaluated(fuse(np.zeros_like(g_good), k_good, np.ones(2)), fuse(np.zeros_like(g_q), k_q, np.ones(2)))
+        k_good_maps, k_q_maps = maps(fuse(np.zeros_like(g_good), k_good, np.ones(2)),
+                                     fuse(np.zeros_like(g_q), k_q, np.ones(2)))
+        g_maps, k_maps = evaluated(g_good_maps, g_q_maps), evaluated(k_good_maps, k_q_maps)
         rows.append(_row("gaussian", g_maps, labels, masks, prefix))
-        m_g = anomaly_maps(g_good, th_g, size).reshape(len(good), -1).max(1).mean()
-        m_k = anomaly_maps(fuse(np.zeros_like(g_good), k_good, np.ones(2)), th_g, size).reshape(len(good), -1).max(1).mean()
+        m_g = g_good_maps.reshape(len(good), -1).max(1).mean()
+        m_k = k_good_maps.reshape(len(good), -1).max(1).mean()
         for w in FUSION_WEIGHTS:
             rows.append(_row("combined", 2 * w / m_g * g_maps + 2 * (1 - w) / m_k * k_maps, labels, masks, prefix,
                              weight=w))
