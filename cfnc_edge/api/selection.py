@@ -83,7 +83,7 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
     # an input larger than the frames adds no pixels, only interpolation: not searched
     native = int(np.median([min(f.shape[:2]) for f in frames]))
     larger = [c for c in order[1:] if c.short_side > max(native, order[0].short_side) and "short_side" not in fixed]
-    skipped = [{**c.to_dict(), "cost": c.cost, "why": f"the frames' short side is {native} px"} for c in larger]
+    skipped = [{**c.to_dict(), "why": f"the frames' short side is {native} px"} for c in larger]
     order = [c for c in order if c not in larger]
     hw_of = {c.short_side: keep_aspect(c.short_side, ratio, MAX_STRIDE, log=lambda _m: None) for c in order}
     # the defects are drawn once on the frames as captured (data/defects.py says why), at most
@@ -96,8 +96,7 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
     for cand in order:
         left = None if allowance is None else allowance - (time.perf_counter() - t_start)
         if left is not None and cand.cost * unit > left:
-            skipped.append({**cand.to_dict(), "cost": cand.cost,
-                            "why": f"predicted {cand.cost * unit:.0f} s, {max(left, 0):.0f} s of the budget left"})
+            skipped.append({**cand.to_dict(), "why": f"predicted {cand.cost * unit:.0f} s, {max(left, 0):.0f} s of the budget left"})
             continue
         hw = hw_of[cand.short_side]
         t0 = time.perf_counter()
@@ -113,7 +112,7 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
             unit, allowance = seconds, budget * seconds
         else:  # measured per unit of cost so far, for the next prediction
             unit = max(unit, seconds / cand.cost)
-        rows += [{**r, "candidate": {**cand.to_dict(), "cost": cand.cost}} for r in got
+        rows += [{**r, "candidate": cand.to_dict()} for r in got
                  if scorer is None or r["scorer"] == scorer]
         best = max(r["synthetic_image_auroc"] for r in got)
         log(f"  {cand.name}: best synthetic image AUROC {100 * best:.1f} ({seconds:.0f} s)")

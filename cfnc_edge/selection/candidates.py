@@ -45,7 +45,7 @@ class Candidate:
         return self.short_side <= GAUSSIAN_MAX_SIDE
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "name": self.name}
+        return {**asdict(self), "name": self.name, "cost": self.cost}
 
 
 BASELINE = Candidate()
