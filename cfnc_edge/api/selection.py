@@ -96,7 +96,8 @@ def select(paths: list[Path], budget: float = DEFAULT_BUDGET, seed: int = 0, sco
     for cand in order:
         left = None if allowance is None else allowance - (time.perf_counter() - t_start)
         if left is not None and cand.cost * unit > left:
-            skipped.append({**cand.to_dict(), "why": f"predicted {cand.cost * unit:.0f} s, {max(left, 0):.0f} s of the budget left"})
+            why = f"predicted {cand.cost * unit:.0f} s, {max(left, 0):.0f} s of the budget left"
+            skipped.append({**cand.to_dict(), "why": why})
             continue
         hw = hw_of[cand.short_side]
         t0 = time.perf_counter()
