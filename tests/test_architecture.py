@@ -43,10 +43,8 @@ def _imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "cfnc_edge":
-                found |= {f"cfnc_edge.{a.name}" for a in node.names}
-            elif node.module.startswith("cfnc_edge."):
-                found.add(node.module)
+            if node.module == "cfnc_edge" or node.module.startswith("cfnc_edge."):
+                found |= {f"{node.module}.{a.name}" for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level:
             raise AssertionError(f"{path}: relative import; the package uses absolute imports")
         elif isinstance(node, ast.Import):

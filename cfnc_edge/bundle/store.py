@@ -24,6 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from cfnc_edge.bundle.files import atomic_link, fsync_dir
 from cfnc_edge.errors import BundleError
 
 CURRENT = "current"
@@ -55,25 +56,6 @@ def _versions(root: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _link(target: str, at: Path) -> None:
-    """Make `at` a symlink to `target`, atomically replacing what is there."""
-    tmp = at.with_name(f".{at.name}.{uuid.uuid4().hex}.link")
-    os.symlink(target, tmp)
-    try:
-        os.replace(tmp, at)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
@@ -123,20 +105,20 @@ def next_number(root: Path) -> int:
 def commit(root: Path, staging: Path, number: int, names: list[str], flat: list[str] = ()) -> Path:
     """Make the staged folder the current state; return its final path. `flat`:
     files of a pre-versioning bundle in the root, removed once committed. Call under the lock."""
-    _fsync_dir(staging)
+    fsync_dir(staging)
     final = root / VERSIONS / f"{number:06d}"
     os.rename(staging, final)
-    _fsync_dir(root / VERSIONS)
-    _link(f"{VERSIONS}/{final.name}", root / CURRENT)
-    _fsync_dir(root)
+    fsync_dir(root / VERSIONS)
+    atomic_link(f"{VERSIONS}/{final.name}", root / CURRENT)
+    fsync_dir(root)
     _update_root_links(root, names, flat)
     return final
 
 
 def set_current(root: Path, folder: Path) -> None:
     """Point `current` at an existing version (rollback). Call under the lock."""
-    _link(f"{VERSIONS}/{folder.name}", root / CURRENT)
-    _fsync_dir(root)
+    atomic_link(f"{VERSIONS}/{folder.name}", root / CURRENT)
+    fsync_dir(root)
     _update_root_links(root, sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()))
 
 
@@ -159,7 +141,7 @@ def _update_root_links(root: Path, names: list[str], flat: list[str] = ()) -> No
     for name in sorted(top):
         if (root / name).is_dir() and not (root / name).is_symlink():
             shutil.rmtree(root / name)  # a pre-versioning engines/ folder, now inside the version
-        _link(f"{CURRENT}/{name}", root / name)
+        atomic_link(f"{CURRENT}/{name}", root / name)
     for p in root.iterdir():
         if p.name not in top and p.is_symlink() and os.readlink(p).startswith(f"{CURRENT}/"):
             p.unlink()
@@ -174,5 +156,5 @@ def repair(root: Path) -> Path | None:
     (root / VERSIONS).mkdir(exist_ok=True)
     target = root / VERSIONS / f"{next_number(root):06d}"
     os.rename(link, target)
-    _link(f"{VERSIONS}/{target.name}", link)
+    atomic_link(f"{VERSIONS}/{target.name}", link)
     return target
