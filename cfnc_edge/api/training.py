@@ -32,8 +32,8 @@ from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.loading import load_model
+from cfnc_edge.model.checkpoint import CHECKPOINT
 from cfnc_edge.model.train import (
-    CHECKPOINT,
     TrainConfig,
     Trainer,
     load_images,

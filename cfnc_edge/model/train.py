@@ -19,34 +19,29 @@ healthy, 0 when collapsed) and the ICA angles of the batches. A collapse
 (std under COLLAPSE_STD of its healthy value) stops training and restores the
 weights of the last healthy report.
 
-Checkpoints are safetensors + JSON (no pickle) in <bundle>/checkpoint/, written
-at every report and on Ctrl-C; the shuffle of pass e over the data is seeded
-by (seed, e), so a resumed run sees the same batches it would have seen.
+Checkpoints (model/checkpoint.py) are written at every report and on Ctrl-C;
+the shuffle of pass e over the data is seeded by (seed, e), so a resumed run
+sees the same batches it would have seen.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 from tqdm import tqdm
 
-from cfnc_edge.bundle import atomic_write, sha256
-from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.errors import CfncError, CheckpointError
+from cfnc_edge.errors import CfncError
+from cfnc_edge.model import checkpoint
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.losses import DenseSimSiam, ica_loss, partner_permutation
 
-CHECKPOINT = "checkpoint"
 REPORTS = 20  # progress records (and checkpoints) per run
 COLLAPSE_STD = 0.1  # fraction of the healthy 1/sqrt(width) below which the encoder has collapsed
 # SimSiam's base lr. Not scaled by batch/256 as SimSiam does: that rule is for
@@ -87,6 +82,10 @@ class TrainConfig:
         if self.epochs is None:
             return self.steps
         return self.epochs * max(1, n_images // min(self.batch_size, n_images))
+
+
+# the configs a checkpoint's state records, checked on resume
+_CONFIGS = {"model": ModelConfig, "train": TrainConfig}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -272,24 +271,13 @@ class Trainer:
         return {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
 
     def save_checkpoint(self, folder: Path) -> None:
-        folder = Path(folder)
-        data = save(self._tensors())
-        atomic_write(folder / "train.safetensors", data)
-        # the state names the tensors it belongs to: a crash between the two
-        # writes is then refused on resume, never a silent mismatch
-        state = {"step": self.step, "history": self.history, "window": self.window,
-                 "tensors_sha256": hashlib.sha256(data).hexdigest(),
-                 "train": self.cfg.to_dict(), "model": self.model.cfg.to_dict()}
-        atomic_write(folder / "train_state.json", strict_json(state, indent=2).encode())
+        checkpoint.write(folder, self._tensors(), {
+            "step": self.step, "history": self.history, "window": self.window,
+            "train": self.cfg.to_dict(), "model": self.model.cfg.to_dict()})
 
     def load_checkpoint(self, folder: Path) -> None:
-        folder = Path(folder)
-        state = _read_state(folder)
-        try:
-            tensors = load_file(str(folder / "train.safetensors"))
-        except Exception as exc:  # safetensors raises its own error type on a damaged header
-            raise CheckpointError(f"checkpoint {folder / 'train.safetensors'} is corrupt ({exc}); delete {folder} "
-                                  "and train without --resume") from None
+        state = checkpoint.read_state(folder, _CONFIGS)
+        tensors = checkpoint.load_tensors(folder)
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         if self.heads is not None:
             self.heads.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
@@ -310,33 +298,9 @@ def encoder_std(z: torch.Tensor) -> float:
     return float(zn.std(dim=1).mean())
 
 
-def _read_state(folder: Path) -> dict:
-    """The checkpoint's state, checked: parseable, complete, and matching its tensors file."""
-    fix = f"delete {folder} and train without --resume"
-    try:
-        state = json.loads((folder / "train_state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {folder / 'train_state.json'} is unreadable ({exc}); {fix}") from None
-    need = {"step": int, "history": list, "train": dict, "model": dict}
-    bad = [k for k, t in need.items() if not isinstance(state, dict) or not isinstance(state.get(k), t)]
-    if bad:
-        raise CheckpointError(f"checkpoint {folder} is incomplete or corrupt (field {bad[0]}); {fix}")
-    for key, cls in (("model", ModelConfig), ("train", TrainConfig)):
-        unknown = set(state[key]) - {f.name for f in fields(cls)}
-        if unknown:
-            raise CheckpointError(f"checkpoint {folder}: unknown {key} setting(s) {sorted(unknown)}; {fix}")
-    tensors = folder / "train.safetensors"
-    if not tensors.is_file():
-        raise CheckpointError(f"checkpoint {folder} has no train.safetensors; {fix}")
-    if "tensors_sha256" in state and sha256(tensors) != state["tensors_sha256"]:
-        raise CheckpointError(f"checkpoint {tensors} does not match its state (corrupt or written by an "
-                              f"interrupted save); {fix}")
-    return state
-
-
 def read_checkpoint_config(folder: Path) -> tuple[dict, dict]:
     """(model config, train config) a checkpoint was started with; CheckpointError if it is corrupt."""
-    state = _read_state(Path(folder))
+    state = checkpoint.read_state(folder, _CONFIGS)
     return state["model"], state["train"]
 
 
