@@ -31,7 +31,8 @@ import numpy as np
 
 from benchmarks.common import machine
 from cfnc_edge.runtime.distance import CpuMahalanobis
-from cfnc_edge.scoring.factor import FACTOR_PRECISIONS, compress, random_problem
+from cfnc_edge.scoring.factor import FACTOR_PRECISIONS, compress
+from cfnc_edge.scoring.reference import random_problem
 from cfnc_edge.scoring.packing import unpack
 
 COPY_BYTES = 256 * 2**20
@@ -67,7 +68,7 @@ def main() -> None:
         source = f"the Gaussian of `{a.bundle}`"
     else:
         packed, mean, _ = random_problem(rng, 1, 100, 3136)
-        source = "a random Gaussian (scoring.factor.random_problem)"
+        source = "a random Gaussian (scoring.reference.random_problem)"
     p, d = mean.shape
     h = int(np.sqrt(p))
     runtimes = {prec: CpuMahalanobis(mean, (f := compress(packed, prec)).values, scale=f.scale)

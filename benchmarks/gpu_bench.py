@@ -91,7 +91,7 @@ def kernel_rows(bw: dict) -> list[dict]:
     import torch
 
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
-    from cfnc_edge.scoring.factor import random_problem
+    from cfnc_edge.scoring.reference import random_problem
     from cfnc_edge.scoring.packing import unpack
 
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 GAUSSIAN = "gaussian.safetensors"
 BANK = "bank.safetensors"  # the memory bank of good patches (scorer "knn", instead of the Gaussian)
-SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}  # "combined" holds both (scoring/factor.load_scorer)
+SCORER_FILES = {"gaussian": GAUSSIAN, "knn": BANK}  # "combined" holds both (scoring/loading.load_scorer)
 # a reader retries when a writer committed (and cleaned up) while it was opening
 _OPEN_ATTEMPTS = 5
 

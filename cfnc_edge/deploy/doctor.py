@@ -25,7 +25,7 @@ def kernel_check(dim: int = 37, batch: int = 3, positions: int = 50) -> float:
     import cupy as cp
 
     from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
-    from cfnc_edge.scoring.factor import random_problem, reference_distance
+    from cfnc_edge.scoring.reference import random_problem, reference_distance
     from cfnc_edge.scoring.packing import unpack
 
     packed, mean, x = random_problem(np.random.default_rng(0), batch, dim, positions)

@@ -1,7 +1,7 @@
 """Set the storage precision of a bundle's whitening factor, and show its cost.
 
 The bundle keeps the fp32 factor; `gaussian.factor_precision` in the
-manifest says what the runtime converts it to at load (scoring/factor.py),
+manifest says what the runtime converts it to at load (scoring/loading.py),
 so the setting can be changed back without loss. Before it is written, the
 new precision is checked on the bundle's good images: distances against
 fp32 (max relative difference of the anomaly maps' inputs and of the image
@@ -18,7 +18,8 @@ from cfnc_edge.bundle import GAUSSIAN, Bundle
 from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.runtime.backends import create_backend
 from cfnc_edge.runtime.distance import CpuMahalanobis
-from cfnc_edge.scoring.factor import bundle_precision, check_precision, compress
+from cfnc_edge.scoring.factor import check_precision, compress
+from cfnc_edge.scoring.loading import bundle_precision
 
 
 def distance_change(bundle: Bundle, precision: str, images: Path | None = None, n: int = 16) -> dict:

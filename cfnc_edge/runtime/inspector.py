@@ -20,7 +20,7 @@ from cfnc_edge.images import as_hw, preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
 from cfnc_edge.runtime.tiling import Tiling, cut_all, stitch
-from cfnc_edge.scoring.factor import load_scorer
+from cfnc_edge.scoring.loading import load_scorer
 from cfnc_edge.scoring.threshold import normalized
 
 STAGES = ("preprocess", "features", "distance", "postprocess")

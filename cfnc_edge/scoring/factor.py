@@ -14,7 +14,7 @@ bandwidth. Storing it in fewer bytes is the one lever left:
 
 Arithmetic is fp32 in every case. The bundle keeps the fp32 factor; the
 precision chosen for it (manifest ``gaussian.factor_precision``) is applied
-when it is loaded, so switching back loses nothing.
+when it is loaded (scoring/loading.py), so switching back loses nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfnc_edge.bundle import BANK, GAUSSIAN, Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.scoring.packing import unpack
 
@@ -79,47 +78,3 @@ def gaussian_tensors(tensors: dict[str, np.ndarray], precision: str) -> dict[str
     if f.scale is not None:
         out["factor_scale"] = f.scale
     return out
-
-
-def bundle_precision(bundle: Bundle) -> str:
-    """The factor precision a bundle is set to run with (fp32 unless set)."""
-    return bundle.manifest.get("gaussian", {}).get("factor_precision", "fp32")
-
-
-def load_gaussian(bundle: Bundle) -> dict[str, np.ndarray]:
-    """The bundle's Gaussian as the runtime scores with it: the factor in the
-    precision recorded in the manifest."""
-    return gaussian_tensors(bundle.tensors(GAUSSIAN), bundle_precision(bundle))
-
-
-def load_scorer(bundle: Bundle) -> dict[str, np.ndarray]:
-    """The bundle's scorer tensors as the runtime scores with them: a memory
-    bank as stored, a Gaussian with its factor in the recorded precision, or
-    (combined scorer) both, with the bank file's fusion constants."""
-    if bundle.scorer == "combined":
-        return {**load_gaussian(bundle), **bundle.tensors(BANK)}
-    return bundle.scorer_tensors() if bundle.scorer == "knn" else load_gaussian(bundle)
-
-
-def factor_of(gaussian: dict[str, np.ndarray]) -> Factor:
-    return Factor(gaussian["factor"], gaussian.get("factor_scale"))
-
-
-def random_problem(rng: np.random.Generator, batch: int, dim: int, positions: int):
-    """A random test problem: (packed factor (P, T), mean (P, d), features
-    (B, d, P)), float64, with W = chol(inv(C)) for a well-conditioned C and
-    features drawn around the mean. Shared by the tests, `doctor` and the
-    benchmarks."""
-    a = rng.normal(size=(positions, dim, dim))
-    w = np.linalg.cholesky(np.linalg.inv(a @ a.transpose(0, 2, 1) / dim + np.eye(dim)))
-    rows, cols = np.tril_indices(dim)
-    mean = rng.normal(size=(positions, dim))
-    feats = rng.normal(size=(batch, dim, positions)) + mean.T[None]
-    return w[:, rows, cols], mean, feats
-
-
-def reference_distance(dense: np.ndarray, mean: np.ndarray, feats: np.ndarray) -> np.ndarray:
-    """float64 || W (x - mu) || per image and position: dense (P, d, d),
-    mean (P, d), feats (B, d, P) -> (B, P)."""
-    delta = feats.transpose(0, 2, 1).astype(np.float64) - mean  # (B, P, d)
-    return np.sqrt((np.einsum("pij,bpj->bpi", dense.astype(np.float64), delta) ** 2).sum(-1))

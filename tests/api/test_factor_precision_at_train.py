@@ -15,7 +15,7 @@ from cfnc_edge.model.coarse_to_fine import ModelConfig
 from cfnc_edge.model.train import TrainConfig
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.scoring.crossfit import FOLDS
-from cfnc_edge.scoring.factor import load_scorer
+from cfnc_edge.scoring.loading import load_scorer
 from tests.conftest import TINY
 
 # Image scores (and the threshold) of the int8 factor against fp32. The tiny

@@ -7,12 +7,8 @@ import pytest
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime import cpu_kernel
 from cfnc_edge.runtime.distance import CpuMahalanobis, blocked
-from cfnc_edge.scoring.factor import (
-    compress,
-    gaussian_tensors,
-    random_problem,
-    reference_distance,
-)
+from cfnc_edge.scoring.factor import compress, gaussian_tensors
+from cfnc_edge.scoring.reference import random_problem, reference_distance
 from cfnc_edge.scoring.packing import unpack
 
 # max |got / ref - 1| against float64 on the true factor (as in test_kernel.py)

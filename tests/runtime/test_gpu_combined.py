@@ -19,7 +19,7 @@ def combined_problem(rng, b=3, d=24, h=14, w=10, c=40, s=(7, 5)):
     import torch
     import torch.nn.functional as F
 
-    from cfnc_edge.scoring.factor import random_problem
+    from cfnc_edge.scoring.reference import random_problem
 
     packed, mean, proj = random_problem(rng, b, d, h * w)
     bank = rng.standard_normal((500, c)).astype(np.float32) + 3.0

@@ -16,12 +16,8 @@ from cfnc_edge.runtime.gpu.nvcc import (
     ptxas_report,
     supported_archs,
 )
-from cfnc_edge.scoring.factor import (
-    Factor,
-    compress,
-    random_problem,
-    reference_distance,
-)
+from cfnc_edge.scoring.factor import Factor, compress
+from cfnc_edge.scoring.reference import random_problem, reference_distance
 from cfnc_edge.scoring.packing import unpack
 
 KERNELS = Path(__file__).resolve().parents[2] / "kernels"

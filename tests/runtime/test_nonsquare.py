@@ -18,7 +18,7 @@ from cfnc_edge.model.loading import load_model
 from cfnc_edge.runtime.backends.openvino_backend import openvino_available
 from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.postprocess import anomaly_maps, anomaly_maps_ndimage, unwarp_matrix
-from cfnc_edge.scoring.factor import reference_distance
+from cfnc_edge.scoring.reference import reference_distance
 from cfnc_edge.scoring.packing import unpack
 
 HW = (64, 160)
