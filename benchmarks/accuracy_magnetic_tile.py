@@ -140,7 +140,7 @@ def run_one(args) -> list[dict]:
     from cfnc_edge.model.train import TrainConfig, Trainer
     from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
     from cfnc_edge.runtime.scoring import CpuScoring
-    from cfnc_edge.scoring.fit import crossfit_scores, fit_gaussian, model_batches
+    from cfnc_edge.scoring.gaussian_fit import crossfit_scores, fit_gaussian, model_batches
     from cfnc_edge.scoring.threshold import threshold_for_fpr
 
     d = dataset(kind, Path(data), Path(work))

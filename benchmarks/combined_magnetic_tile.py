@@ -9,7 +9,7 @@ stride 8, 10% coreset capped at 16384 rows), computed in ONE forward pass per
 image and cached under --cache, so every fusion variant is cheap.
 
 Every good training image is scored by models that did not see it: the
-Gaussian of the other 4 folds (scoring/fit.py) and the bank without its part
+Gaussian of the other 4 folds (scoring/gaussian_fit.py) and the bank without its part
 (scoring/crossfit.py). Those held-out good maps are the only thing any
 fusion constant comes from (no defect, no test image sets a constant):
 
@@ -51,7 +51,7 @@ from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.scoring.crossfit import leave_part_out
-from cfnc_edge.scoring.fit import fit_gaussian, heldout_gaussians
+from cfnc_edge.scoring.gaussian_fit import fit_gaussian, heldout_gaussians
 from cfnc_edge.scoring.memory_bank import fit_bank, split_parts
 from cfnc_edge.scoring.threshold import threshold_for_fpr
 

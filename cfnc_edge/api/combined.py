@@ -37,7 +37,7 @@ from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.scoring.crossfit import part_of as crossfit_part_of
 from cfnc_edge.scoring.crossfit import part_rows
-from cfnc_edge.scoring.fit import fit_gaussian, heldout_gaussians
+from cfnc_edge.scoring.gaussian_fit import fit_gaussian, heldout_gaussians
 from cfnc_edge.scoring.memory_bank import MAX_BANK, fit_bank, split_parts
 
 

@@ -50,7 +50,7 @@ from cfnc_edge.runtime.tiling import Tiling, cut_all, frame_max
 from cfnc_edge.scoring import crossfit
 from cfnc_edge.scoring.crossfit import FOLDS
 from cfnc_edge.scoring.factor import gaussian_tensors
-from cfnc_edge.scoring.fit import (
+from cfnc_edge.scoring.gaussian_fit import (
     GaussianFit,
     ScoreFn,
     crossfit_scores,

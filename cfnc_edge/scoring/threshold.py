@@ -2,7 +2,7 @@
 
 The scores must come from images the scoring model did not see (a good
 image's score under a Gaussian fitted on it is optimistically low): the
-training pipeline cross-fits (scoring/fit.py), any other scorer can pass
+training pipeline cross-fits (scoring/gaussian_fit.py), any other scorer can pass
 its own fold-held-out scores.
 
 Threshold = the k-th smallest of n such scores with k = ceil((1 - a)(n + 1)).

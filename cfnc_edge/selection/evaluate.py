@@ -27,7 +27,7 @@ from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.scoring.crossfit import part_rows
-from cfnc_edge.scoring.fit import fit_gaussian
+from cfnc_edge.scoring.gaussian_fit import fit_gaussian
 from cfnc_edge.scoring.memory_bank import fit_bank, split_parts
 
 FUSION_WEIGHTS = (0.25, 0.5, 0.75)  # the Gaussian's share of the fused map

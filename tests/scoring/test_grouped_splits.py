@@ -6,7 +6,7 @@ threshold, too low. Without groups the splits are what they always were."""
 import numpy as np
 import pytest
 
-from cfnc_edge.scoring.fit import assign_folds
+from cfnc_edge.scoring.gaussian_fit import assign_folds
 from cfnc_edge.scoring.memory_bank import split_parts
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cfnc_edge.scoring.fit import crossfit_scores, fit_gaussian
+from cfnc_edge.scoring.gaussian_fit import crossfit_scores, fit_gaussian
 from cfnc_edge.scoring.packing import unpack
 from cfnc_edge.scoring.threshold import gumbel_tail, normalized, threshold_for_fpr
 
