@@ -22,7 +22,7 @@ _WHERE = {
 }
 _CLASSES = {"Inspector": "cfnc_edge.runtime.inspector", "Bundle": "cfnc_edge.bundle",
             "ModelConfig": "cfnc_edge.model.coarse_to_fine",
-            "Tiling": "cfnc_edge.runtime.tiling", "TrainConfig": "cfnc_edge.model.train",
+            "Tiling": "cfnc_edge.data.tiling", "TrainConfig": "cfnc_edge.model.train",
             "StreamOptions": "cfnc_edge.stream.runner", "StreamRunner": "cfnc_edge.stream.runner",
             "FrameSource": "cfnc_edge.stream.sources", "IterableSource": "cfnc_edge.stream.sources",
             "MqttOptions": "cfnc_edge.stream.sinks.mqtt",

@@ -26,6 +26,7 @@ from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, hold
 from cfnc_edge.bundle.schema import dumps as strict_json
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
+from cfnc_edge.data.tiling import Tiling, cut_all, frame_max
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import list_images, preprocess, read_image
 from cfnc_edge.model.alignment import ica_angle_degrees
@@ -46,7 +47,6 @@ from cfnc_edge.runtime.inspector import Inspector
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
 from cfnc_edge.runtime.scoring import CpuScoring
-from cfnc_edge.runtime.tiling import Tiling, cut_all, frame_max
 from cfnc_edge.scoring import crossfit
 from cfnc_edge.scoring.crossfit import FOLDS
 from cfnc_edge.scoring.factor import gaussian_tensors
@@ -176,7 +176,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     the runtime stores the whitening factor (fp32, fp16, int8), checked against
     fp32 and recorded with the threshold. `device`: where training and feature
     extraction run ("auto": a CUDA GPU when PyTorch sees one).
-    `tile` ("auto", S, "HxW" frame pixels; see runtime/tiling.py): train and fit on
+    `tile` ("auto", S, "HxW" frame pixels; see data/tiling.py): train and fit on
     tiles of the good images (the Gaussian is then over tile positions, and
     the model input is S x S for S); the bundle keeps the tiling, so
     inspection tiles frames the same way. The threshold is set on whole-frame

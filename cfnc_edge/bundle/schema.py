@@ -54,7 +54,7 @@ SCHEMA = {
         },
         "threshold": {"type": "object", "required": ["value"], "properties": {"value": POSITIVE}},
         "scorer": {"type": "object", "properties": {"kind": {"enum": ["gaussian", "knn", "combined"]}}},
-        # training on tiles (runtime/tiling.py): inspection tiles frames the same way
+        # training on tiles (data/tiling.py): inspection tiles frames the same way
         "tiling": {
             "type": "object",
             "required": ["size", "overlap"],

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from cfnc_edge.bundle import Bundle
+from cfnc_edge.data.tiling import Tiling, cut_all, stitch
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import as_hw, preprocess
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
-from cfnc_edge.runtime.tiling import Tiling, cut_all, stitch
 from cfnc_edge.scoring.loading import load_scorer
 from cfnc_edge.scoring.threshold import normalized
 
@@ -29,7 +29,7 @@ STAGES = ("preprocess", "features", "distance", "postprocess")
 @dataclass
 class Inspection:
     """Result for one frame. `map` is at model resolution (h x w of the model input;
-    for a tiled frame, the stitched map of its tiles: runtime/tiling.py).
+    for a tiled frame, the stitched map of its tiles: data/tiling.py).
 
     `score` is the raw distance (the map's maximum); `normalized_score` maps
     it so that the threshold sits at 0.5 (0 for a perfect match, 1 from
@@ -64,7 +64,7 @@ class Inspector:
     distance and maps are computed. `timings` holds per-stage seconds.
 
     `tile` cuts each frame into model-sized tiles run as one batch, with one
-    stitched map and one verdict per frame (runtime/tiling.py): "auto" (tiles
+    stitched map and one verdict per frame (data/tiling.py): "auto" (tiles
     of the model input size, in frame pixels), S, "HxW", (h, w) or a
     `Tiling`; `tile_overlap` is the fraction of a tile neighbours share.
     Default: the bundle's own tiling if it was trained on tiles, else none.

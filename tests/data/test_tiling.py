@@ -5,10 +5,10 @@ by shifting the last tile back to the border, and training on tiles."""
 import numpy as np
 import pytest
 
+from cfnc_edge.data.tiling import Layout, Tiling, cut, frame_max, starts, stitch
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
 from cfnc_edge.runtime.inspector import Inspector
-from cfnc_edge.runtime.tiling import Layout, Tiling, cut, frame_max, starts, stitch
 
 S = 64  # the tiny bundle's model input
 
