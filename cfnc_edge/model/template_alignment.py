@@ -30,7 +30,8 @@ SEARCH_SIDE = 44  # short side of the grey image searched (about 5 px of a 224 i
 # part already upright, stripes at 0 and 180 degrees) stay at identity.
 GAIN_OVER_MISFIT = 2.0
 # Fit nothing when fewer good images than this are confidently turned: the set
-# is a texture or already aligned (magnetic tile: 20% confident, screws: 95%).
+# is a texture or already aligned (magnetic-tile falls below it, screws are far above:
+# the "confident share" of benchmarks/results/ica-alignment.md).
 MIN_CONFIDENT_SHARE = 0.5
 MODE_SHARE = 1 / 3  # a pose shared by this share of the good images is the usual one (uniform: 1/12)
 CONGEAL_ITERATIONS = 3

@@ -51,11 +51,10 @@ class Candidate:
 BASELINE = Candidate()
 
 
-# Why ICA is not searched. Its template search turns posed parts (mvtec-screw:
-# angles spread 95 degrees, benchmarks/results/ica-alignment.md) and scores
-# better on synthetic defects (screw, Lite0 224 px, bank: 81.3 against 79.1),
-# but on the real test set the aligned bank fell from 68.7 to 49.4 image AUROC
-# and flagged 14.6% of good parts for 1%, the Gaussian from 54.1 to 38.6
+# Why ICA is not searched. Its template search turns posed parts (mvtec-screw,
+# benchmarks/results/ica-alignment.md) and scores better on synthetic defects,
+# but on the real test set it lowered the image AUROC of both the bank and the
+# Gaussian, and the aligned bank flagged many times the good parts asked for
 # (benchmarks/results/selection-study.md): a bank of patches
 # in one pose is brittle wherever the alignment of a new part fails, and the
 # synthetic defects, drawn on training images the template was fitted on, cannot

@@ -34,9 +34,9 @@ class OnnxRuntimeBackend(HostBackend):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         # the distance step runs next on the same cores: idle intra-op threads
-        # spin-waiting (ORT's default) take them from it. Measured at batch 1 on
-        # the shared 2-core machine (load ~7), frame to verdict: ResNet-18 PaDiM
-        # 89 -> 56 ms, default Lite0 54 -> 31 ms (distance step 15-17 -> 8 ms).
+        # spin-waiting (ORT's default) take them from it: frame to verdict at batch 1
+        # on a loaded 2-core CPU became much faster (benchmarks/results/peers-cpu-shared.md,
+        # and the note atop benchmarks/results/bench-magnetic-tile.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = onnx_file(bundle, precision)
         self.session = ort.InferenceSession(str(path), opts, providers=providers())
