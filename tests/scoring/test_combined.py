@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from cfnc_edge.deploy.parity import brute_force_distances
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.runtime.combined import CpuCombined, split_combined
+from cfnc_edge.model.combined_head import split_combined
+from cfnc_edge.runtime.combined import CpuCombined
 from cfnc_edge.scoring.factor import random_problem, reference_distance
 from cfnc_edge.scoring.packing import unpack
 

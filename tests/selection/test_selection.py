@@ -6,8 +6,8 @@ import numpy as np
 
 from cfnc_edge.data.defects import synthetic_defects
 from cfnc_edge.data.mvtec import MVTecDataset
+from cfnc_edge.data.training_set import load_images
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.model.train import load_images
 from cfnc_edge.selection import evaluate
 from cfnc_edge.selection.evaluate import score_candidate
 
