@@ -71,6 +71,53 @@ def recipe(name: str = DEFAULT_RECIPE, **given) -> dict:
     return {k: v if given.get(k) is None else given[k] for k, v in RECIPES[name].items()}
 
 
+# what a recipe chooses and a user may set in its place (`train`'s overrides, the CLI's option names)
+RECIPE_OPTIONS = ("backbone", "image_size", "feature_dim", "ica", "fca", "noncontrastive", "head")
+# options that act only on training: given under a recipe that trains nothing, they are named as ignored
+TRAINING_OPTIONS = ("steps", "epochs", "lr", "lr_backbone", "lr_ica", "lr_heads", "fixed_predictor_lr", "fine_levels")
+
+
+def _flags(names) -> str:
+    return ", ".join("--" + n.replace("_", "-") for n in names)
+
+
+def _recipe_configs(name: str, given: dict, train_cfg: TrainConfig, scorer: str | None, weights: Path | None,
+                    tile) -> tuple[ModelConfig, TrainConfig, str | None, dict | None]:
+    """(model config, train config, scorer, the search's fixed choices or None) of recipe
+    `name` with the user's `given` options (RECIPE_OPTIONS, TRAINING_OPTIONS) in place of
+    its own; CfncError for what the recipe cannot honour, before any work."""
+    check(recipe=name)
+    ignored = [n for n in TRAINING_OPTIONS if n in given]
+    if name == "auto":
+        if ignored:
+            warnings.warn(f"nothing trains with recipe 'auto', so {_flags(ignored)} have no effect (--recipe paper "
+                          "trains)", UserWarning, stacklevel=3)
+        if tile is not None or any(k in given for k in ("ica", "fca", "noncontrastive", "head")):
+            raise CfncError("--recipe auto chooses the alignment and the head itself, and does not tile: "
+                            "name --recipe pretrained or paper with --ica/--fca/--noncontrastive/--head/--tile")
+        short = given.get("image_size")
+        if short is not None and not isinstance(short, int):
+            raise CfncError("--image-size: --recipe auto keeps the images' aspect ratio: give the short side S")
+        # the search's fixed choices; a weights file is for the default backbone when none is named
+        fixed = {"backbone": given.get("backbone", ModelConfig.backbone if weights else None), "short_side": short}
+        # checked as the baseline candidate, chosen in `train` once every option has been checked
+        model_cfg = ModelConfig(backbone=given.get("backbone", ModelConfig.backbone),
+                                image_size=given.get("image_size", ModelConfig.image_size),
+                                feature_dim=given.get("feature_dim", ModelConfig.feature_dim),
+                                ica=False, fca=False, head=SCORER_HEADS.get(scorer or "combined"))
+        return model_cfg, dataclasses.replace(train_cfg, noncontrastive=False), scorer, fixed
+    r = recipe(name, ica=given.get("ica"), fca=given.get("fca"), noncontrastive=given.get("noncontrastive"),
+               scorer=scorer)
+    if ignored and not (r["ica"] or r["noncontrastive"]):  # FCA alone has no loss (Trainer.trainable)
+        warnings.warn(f"nothing trains with recipe {name!r} and neither --ica nor --noncontrastive, so "
+                      f"{_flags(ignored)} have no effect (--recipe paper trains)", UserWarning, stacklevel=3)
+    model_cfg = ModelConfig(backbone=given.get("backbone", ModelConfig.backbone),
+                            image_size=given.get("image_size", ModelConfig.image_size),
+                            feature_dim=given.get("feature_dim", ModelConfig.feature_dim), ica=r["ica"], fca=r["fca"],
+                            head=given.get("head") or SCORER_HEADS.get(r["scorer"], "projection"))
+    return model_cfg, dataclasses.replace(train_cfg, noncontrastive=r["noncontrastive"]), r["scorer"], None
+
+
 def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
@@ -82,7 +129,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           weights: Path | None = None, progress: bool = True, scorer: str | None = None,
           bank_size: float = 0.1, max_bank: int | None = MAX_BANK, factor_precision: str = "fp32",
           device: str = "auto", tile=None, tile_overlap: float = 0.0, recipe_name: str = DEFAULT_RECIPE,
-          budget: float | None = None, fusion_weight: float = 0.5, fixed: dict | None = None) -> Bundle:
+          budget: float | None = None, fusion_weight: float = 0.5, overrides: dict | None = None) -> Bundle:
     """Train the model on train/good (if its configuration has anything to train),
     fit the scorer, set the threshold for `target_fpr` from cross-fitted scores of
     every good image, and write a complete bundle (plus training.png) to `out`.
@@ -91,7 +138,10 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     api/selection.py); `scorer` defaults to the recipe's (auto: fixes the scorer it
     searches), or with a `model_cfg` to the one its feature head serves
     (projection: the Gaussian). `fusion_weight`: the combined scorer's Gaussian share.
-    `fixed` (auto): {"backbone": name, "short_side": S}, values not None restrict the search.
+    `overrides`: what the user set in place of the recipe's choice, by option name
+    (RECIPE_OPTIONS; TRAINING_OPTIONS given are named as ignored where nothing trains):
+    under "auto" backbone, image_size (the short side S) and feature_dim restrict the
+    search and the rest is refused; under "pretrained" and "paper" they replace the recipe's.
     `scorer="knn"`: a memory bank of `bank_size` (fraction or count of patches,
     at most `max_bank` rows) instead of the Gaussian. `factor_precision`: how
     the runtime stores the whitening factor (fp32, fp16, int8), checked against
@@ -111,18 +161,11 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         m.pop("channels", None)
         model_cfg, train_cfg = ModelConfig(**m), TrainConfig(**t)
     auto = model_cfg is None and recipe_name == "auto"
+    fixed = None
     if model_cfg is None:
-        r = recipe(recipe_name, scorer=scorer)
-        fixed = fixed or {}
-        # auto: checked as the baseline candidate, chosen below once every option has been checked
-        given = {k: v for k, v in fixed.items() if v is not None}
-        model_cfg = ModelConfig(backbone=given.get("backbone", ModelConfig.backbone),
-                                image_size=given.get("short_side", ModelConfig.image_size),
-                                feature_dim=given.get("feature_dim", ModelConfig.feature_dim),
-                                ica=r["ica"], fca=r["fca"], head=SCORER_HEADS.get(r["scorer"] or "combined"))
         # the recipe decides what trains, also when only a TrainConfig (budget, lr) was given
-        train_cfg = dataclasses.replace(train_cfg or TrainConfig(), noncontrastive=r["noncontrastive"])
-        scorer = r["scorer"] or scorer
+        model_cfg, train_cfg, scorer, fixed = _recipe_configs(recipe_name, overrides or {}, train_cfg or TrainConfig(),
+                                                              scorer, weights, tile)
     train_cfg = train_cfg or TrainConfig()
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
@@ -132,8 +175,6 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           device=device)
     selection = None
     if auto:
-        if tile is not None:
-            raise CfncError("--recipe auto does not tile: name --recipe pretrained with --tile")
         if factor_precision != "fp32" and scorer is None:  # a compressed factor is the Gaussian's alone
             scorer = "gaussian"
         _check_factor_scorer(scorer or "gaussian", factor_precision)
@@ -236,8 +277,7 @@ def training_images(paths: list[Path], size: tuple[int, int], tiling: Tiling | N
 
 
 def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], target_fpr: float | None = None,
-                  value: float | None = None, backend: str = "auto", precision: str = "fp32",
-                  progress: bool = True) -> dict:
+                  value: float | None = None, inspection=None, progress: bool = True) -> dict:
     """Set the bundle's threshold from good images that neither training nor the
     scorer saw (files or folders; e.g. a held-back set of good parts), for
     `target_fpr` (default: the bundle's); or the user's `value`.
@@ -246,14 +286,15 @@ def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], targ
     training: after the backbone and the alignment modules were trained on them
     their held-out scores are too low, and the threshold lets through more false
     alarms than it promises (accuracy-magnetic-tile.md). Images nobody saw are scored by the bundle
-    exactly as inspection scores frames (the Inspector, at `backend` and `precision`)."""
-    from cfnc_edge.api.inspection import expand_inputs
+    exactly as inspection scores frames (`inspection`'s backend, precision and tiling;
+    an InspectOptions, default InspectOptions(); its threshold plays no part in a score)."""
+    from cfnc_edge.api.inspection import InspectOptions, expand_inputs
 
-    check(target_fpr=target_fpr, threshold=value, precision=precision)
+    check(target_fpr=target_fpr, threshold=value)
     bundle = bundle_path if isinstance(bundle_path, Bundle) else Bundle.open(bundle_path)
     paths = expand_inputs([Path(g) for g in good])
     target_fpr = _bundle_target_fpr(bundle, target_fpr)
-    insp = Inspector(bundle, backend=backend, precision=precision)
+    insp = (inspection or InspectOptions()).inspector(bundle)
     scores = np.array([r.score for i in tqdm(range(0, len(paths), 16), desc="scoring good images", unit="batch",
                                              disable=not progress, leave=False)
                        for r in insp([read_image(p) for p in paths[i:i + 16]])])
@@ -381,7 +422,7 @@ def run_demo(out: Path | str, steps: int = 20, n_train: int = 200, n_per_defect:
                             n_per_defect=n_per_defect, progress=progress)
     if recipe_name == "auto":  # the search at the demo's input size (its parts are drawn at 256 px)
         bundle = train(data, out / "bundle", train_cfg=TrainConfig(batch_size=batch_size), recipe_name="auto",
-                       fixed={"short_side": image_size}, progress=progress)
+                       overrides={"image_size": image_size}, progress=progress)
     else:
         bundle = train(data, out / "bundle",
                        ModelConfig(image_size=image_size, ica=r["ica"], fca=r["fca"], head=SCORER_HEADS[r["scorer"]]),

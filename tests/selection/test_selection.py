@@ -40,7 +40,7 @@ def test_train_auto_records_the_search_and_deploys_its_choice(tiny_data, tmp_pat
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # 12 images: the threshold's tail warning
-        b = train(tiny_data, tmp_path / "b", budget=1.0, progress=False, fixed={"short_side": TINY})
+        b = train(tiny_data, tmp_path / "b", budget=1.0, progress=False, overrides={"image_size": TINY})
     sel = b.manifest["selection"]
     assert sel["rows"] and sel["rule"].startswith("highest synthetic image AUROC")
     assert {r["candidate"]["name"] for r in sel["rows"]} == {f"lite0@{TINY}"}  # fixed: the user's size
