@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from cfnc_edge.api.selection import DEFAULT_BUDGET
 from cfnc_edge.api.selection import select as select_recipe
+from cfnc_edge.api.train_config import TRAIN_CONFIG, config_text
 from cfnc_edge.api.validation import check, check_levels
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, holds_lock
 from cfnc_edge.bundle.schema import dumps as strict_json
@@ -129,7 +130,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           weights: Path | None = None, progress: bool = True, scorer: str | None = None,
           bank_size: float = 0.1, max_bank: int | None = MAX_BANK, factor_precision: str = "fp32",
           device: str = "auto", tile=None, tile_overlap: float = 0.0, recipe_name: str = DEFAULT_RECIPE,
-          budget: float | None = None, fusion_weight: float = 0.5, overrides: dict | None = None) -> Bundle:
+          budget: float | None = None, fusion_weight: float = 0.5, overrides: dict | None = None,
+          config: dict | None = None) -> Bundle:
     """Train the model on train/good (if its configuration has anything to train),
     fit the scorer, set the threshold for `target_fpr` from cross-fitted scores of
     every good image, and write a complete bundle (plus training.png) to `out`.
@@ -142,6 +144,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
     (RECIPE_OPTIONS; TRAINING_OPTIONS given are named as ignored where nothing trains):
     under "auto" backbone, image_size (the short side S) and feature_dim restrict the
     search and the rest is refused; under "pretrained" and "paper" they replace the recipe's.
+    `config`: the options the training was asked with (`train --config`'s keys), written
+    into the bundle as train-config.toml (api/train_config.py) in the same commit.
     `scorer="knn"`: a memory bank of `bank_size` (fraction or count of patches,
     at most `max_bank` rows) instead of the Gaussian. `factor_precision`: how
     the runtime stores the whitening factor (fp32, fp16, int8), checked against
@@ -237,6 +241,10 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
                     bank_size=bank_size, max_bank=max_bank, seed=train_cfg.seed, target_fpr=target_fpr,
                     threshold=threshold, batch_size=train_cfg.batch_size, progress=progress,
                     factor_precision=factor_precision, fusion_weight=fusion_weight, **manifest)
+        if config is not None:
+            bundle.write({TRAIN_CONFIG: config_text(config).encode()})
+        elif TRAIN_CONFIG in bundle.manifest.get("files", {}):  # an earlier training's: it no longer describes this one
+            bundle.remove([TRAIN_CONFIG])
     plot_training(bundle.manifest, out / TRAINING_PLOT)
     return bundle
 
@@ -403,7 +411,7 @@ def _record_factor_precision(bundle: Bundle, precision: str, progress: bool) -> 
 def _drop_exports(bundle: Bundle) -> None:
     """Forget graphs and engines made for another feature head: the weights are
     the same bytes, so their checksum alone would not reveal them as stale."""
-    keep = {WEIGHTS, GAUSSIAN, BANK}
+    keep = {WEIGHTS, GAUSSIAN, BANK, TRAIN_CONFIG}
     for key in ("onnx", "calibration", "engines", "cpu_backends"):
         bundle.manifest.pop(key, None)
     bundle.remove([name for name in bundle.manifest["files"] if name not in keep])

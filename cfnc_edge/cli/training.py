@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from cfnc_edge.cli.app import BackendOpt, BundleOpt, PrecisionOpt, TileOverlapOpt, app
+from cfnc_edge.errors import CfncError
 from cfnc_edge.scoring.crossfit import FOLDS
 
 _LEVELS = "0,1,2"
@@ -64,8 +65,14 @@ def _selection_line(sel: dict) -> str:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    data: Optional[Path] = typer.Argument(None, help="Dataset root in the MVTec AD layout (reads train/good); "
+                                                     "or `data` in --config."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write (or `out` in --config)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of train's options: keys are the "
+                                          "option names without the dashes (steps, image-size, dim, recipe, data, "
+                                          "...); the command line wins over it. Written into the bundle as "
+                                          "train-config.toml: `--config BUNDLE/train-config.toml` trains again the "
+                                          "same way. TOML only (tomllib; PyYAML is not a dependency)."),
     backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (larger and slower; "
                                  "not always more accurate: README, Results) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
@@ -109,21 +116,28 @@ def train(
     from cfnc_edge import api
     from cfnc_edge.api.training import RECIPE_OPTIONS, TRAINING_OPTIONS
     from cfnc_edge.api.validation import parse_image_size, parse_levels
+    from cfnc_edge.cli.config_file import as_config, with_config
     from cfnc_edge.model.train import TrainConfig
 
+    o, given = with_config(ctx, config)
+    for name, where in (("data", "DATA"), ("out", "--out")):
+        if o[name] is None:
+            raise CfncError(f"give {where} (or `{name}` in --config)")
     # built (and so checked) whatever the recipe: a bad value is refused before any work
-    train_cfg = TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_backbone=lr_backbone,
-                            lr_ica=lr_ica, lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
-                            fine_levels=parse_levels(fine_levels), seed=seed)
-    values = {**locals(), "image_size": parse_image_size(image_size), "fine_levels": train_cfg.fine_levels}
-    # what the user set, for the recipe to honour or refuse (compared by name: the ParameterSource enum is
-    # Typer's own click's, not necessarily the installed click's)
-    overrides = {name: values[name] for name in (*RECIPE_OPTIONS, *TRAINING_OPTIONS)
-                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"}
-    b = api.train(data, out, train_cfg=train_cfg, recipe_name=recipe, overrides=overrides, covariance=covariance,
-                  eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold, resume=resume, weights=weights,
-                  scorer=scorer, bank_size=bank_size, max_bank=max_bank or None, factor_precision=factor_precision,
-                  device=device, tile=tile, tile_overlap=tile_overlap, budget=budget)
+    train_cfg = TrainConfig(steps=o["steps"], epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                            lr_backbone=o["lr_backbone"], lr_ica=o["lr_ica"], lr_heads=o["lr_heads"],
+                            fixed_predictor_lr=o["fixed_predictor_lr"], fine_levels=parse_levels(o["fine_levels"]),
+                            seed=o["seed"])
+    values = {**o, "image_size": parse_image_size(o["image_size"]), "fine_levels": train_cfg.fine_levels}
+    # what the user set, for the recipe to honour or refuse
+    overrides = {name: values[name] for name in (*RECIPE_OPTIONS, *TRAINING_OPTIONS) if name in given}
+    out = o["out"]
+    b = api.train(o["data"], out, train_cfg=train_cfg, recipe_name=o["recipe"], overrides=overrides,
+                  covariance=o["covariance"], eps=o["eps"], folds=o["folds"], target_fpr=o["target_fpr"],
+                  threshold=o["threshold"], resume=o["resume"], weights=o["weights"], scorer=o["scorer"],
+                  bank_size=o["bank_size"], max_bank=o["max_bank"] or None, factor_precision=o["factor_precision"],
+                  device=o["device"], tile=o["tile"], tile_overlap=o["tile_overlap"], budget=o["budget"],
+                  config=as_config(ctx, o, given | {"data", "out"}))
     done = (_selection_line(b.manifest["selection"]) if "selection" in b.manifest
             else f"training plot {out / 'training.png'}")
     typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; {done})", err=True)
