@@ -135,12 +135,12 @@ def run_one(args) -> list[dict]:
     kind, name, data, work, steps, batch_size, covariances, test_subset = args
     import torch
 
-    from cfnc_edge.api.training import cpu_score_fn
     from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
     from cfnc_edge.model.train import TrainConfig, Trainer
     from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
-    from cfnc_edge.runtime.scoring import CpuScoring
+    from cfnc_edge.runtime.scoring import CPU_INFERENCE, CpuScoring
     from cfnc_edge.scoring.gaussian_fit import crossfit_scores, fit_gaussian, model_batches
+    from cfnc_edge.scoring.fitters import heldout_score_fn
     from cfnc_edge.scoring.threshold import threshold_for_fpr
 
     d = dataset(kind, Path(data), Path(work))
@@ -175,7 +175,7 @@ def run_one(args) -> list[dict]:
     rows = []
     for cov in covariances:
         fit = base if cov == covariances[0] else base.with_covariance(cov, 0.01)
-        held, dists = crossfit_scores(batches, fit, cpu_score_fn((SIZE, SIZE)))
+        held, dists = crossfit_scores(batches, fit, heldout_score_fn(CPU_INFERENCE, (SIZE, SIZE)))
         with warnings.catch_warnings(record=True) as caught:  # the warning is kept as a column
             warnings.simplefilter("always")
             thr = threshold_for_fpr(held, 0.01)

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine
-from cfnc_edge.api.training import input_size_for
+from cfnc_edge.data.training_set import input_size_for, load_images
 from cfnc_edge.images import as_hw, list_images
 from cfnc_edge.model.alignment import ica_angle_degrees
+from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.model.train import load_images
 from cfnc_edge.report.alignment_plot import plot_alignment
 
 RESULTS = Path(__file__).parent / "results"
@@ -59,7 +59,7 @@ def rotated_check(model: CoarseToFine, u8: np.ndarray, seed: int = 0) -> dict:
 def run(root: Path, name: str, n: int) -> dict:
     paths = list_images(root / name / "train" / "good")
     paths = paths[:n] if n else paths
-    size = input_size_for(224, paths)
+    size = input_size_for(224, paths, MAX_STRIDE)
     model = CoarseToFine(ModelConfig(image_size=size, fca=False, feature_dim=8), pretrained=False).eval()
     u8 = load_images(paths, as_hw(size), progress=False)
     t0 = time.perf_counter()

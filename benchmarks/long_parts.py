@@ -128,7 +128,7 @@ def frame_metrics(bundle_path: Path, data: Path) -> dict:
 def run_row(data: Path, work: Path, config: str, scorer: str, folds: int) -> dict:
     import warnings
 
-    from cfnc_edge.api import evaluate, train
+    from cfnc_edge.api import InspectOptions, evaluate, train
     from cfnc_edge.deploy.export import export
     from cfnc_edge.images import list_images, read_image
     from cfnc_edge.model.coarse_to_fine import ModelConfig
@@ -145,7 +145,7 @@ def run_row(data: Path, work: Path, config: str, scorer: str, folds: int) -> dic
                   tile=tile)
     fit_s = time.perf_counter() - t0
     export(b, n_check=4, log=lambda m: None)
-    r = evaluate(out, data, backend="onnxruntime", progress=False)
+    r = evaluate(out, data, InspectOptions(backend="onnxruntime"), progress=False)
     frames = [read_image(p) for p in list_images(data / "test" / "good")[:20]]
     return {"config": config, "label": label, "scorer": scorer, "input": b.model_config["image_size"],
             "tiling": b.manifest.get("tiling"), **{k: r.metrics[k] for k in ("image_auroc", "pixel_auroc", "pro")},

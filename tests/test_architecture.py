@@ -131,7 +131,7 @@ def test_onnxruntime_inference_runs_without_torch_or_onnx(exported, tiny_data):
     bundle, _ = exported
     frames = sorted((tiny_data / "test" / "stain").glob("*.png"))
     code = BLOCK_TORCH_AND_ONNX + f"""
-from cfnc_edge.api import Inspector, infer_paths
+from cfnc_edge.api import InspectOptions, Inspector, infer_paths
 from cfnc_edge.images import read_image
 from pathlib import Path
 auto = Inspector({str(bundle.path)!r}, "auto")
@@ -139,7 +139,7 @@ assert auto.backend.name in ("onnxruntime", "openvino"), auto.backend.name  # bo
 insp = Inspector({str(bundle.path)!r}, "onnxruntime")
 r = insp([read_image(Path({str(frames[0])!r}))])[0]
 assert r.score > 0 and r.anomalous is not None
-lines = list(infer_paths([Path({str(frames[0].parent)!r})], {str(bundle.path)!r}, backend="onnxruntime"))
+lines = list(infer_paths([Path({str(frames[0].parent)!r})], {str(bundle.path)!r}, inspection=InspectOptions(backend="onnxruntime")))
 assert len(lines) == {len(frames)}
 assert not any(m.split('.')[0] in ('torch', 'onnx') for m in sys.modules), [m for m in sys.modules if 'torch' in m]
 print("ok")

@@ -13,6 +13,7 @@ import importlib
 _WHERE = {
     "train": "training", "refit": "training", "set_threshold": "training", "run_demo": "training", "recipe": "training",
     "infer_paths": "inspection", "expand_inputs": "inspection", "evaluate": "inspection",
+    "InspectOptions": "inspection",
     "export": "deployment", "calibrate": "deployment", "build_engine": "deployment", "bench": "deployment",
     "doctor": "deployment", "set_factor_precision": "deployment",
     "stream": "streaming", "stream_sinks": "streaming", "review": "streaming",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,28 @@ from cfnc_edge.report.evaluate import EvalResult
 from cfnc_edge.report.evaluate import evaluate as _evaluate
 from cfnc_edge.report.visualize import heat_scale, panel
 from cfnc_edge.runtime.inspector import Inspector
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """How a bundle inspects, as evaluate, infer_paths, stream, review and set_threshold
+    take it. `backend`: auto (the fastest this machine and bundle support) | tensorrt |
+    torch-cuda | torch-cuda-graphs | openvino | onnxruntime | torch; `precision`: fp32 |
+    fp16 | int8; `threshold`: instead of the bundle's; `tile` ("auto", S or "HxW" frame
+    pixels), `tile_overlap`: tile large frames, one map and verdict each (default: the
+    bundle's tiling; see `Inspector`). Checked when made."""
+
+    backend: str = "auto"
+    precision: str = "fp32"
+    threshold: float | None = None
+    tile: str | int | None = None
+    tile_overlap: float = 0.0
+
+    def __post_init__(self):
+        check(backend=self.backend, precision=self.precision, threshold=self.threshold)
+
+    def inspector(self, bundle: Bundle | Path | str) -> Inspector:
+        return Inspector(bundle, self.backend, self.precision, self.threshold, self.tile, self.tile_overlap)
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -50,17 +73,16 @@ def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
             for (p, n), a in zip(names.items(), absolute)}
 
 
-def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None, backend: str = "auto",
-                precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
-                on_error: str = "skip", server: str | None = None, model: str | None = None,
-                tile=None, tile_overlap: float = 0.0):
-    """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
-    `tile`, `tile_overlap`: tile large frames, one map and verdict each (see `Inspector`).
+def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None,
+                inspection: InspectOptions | None = None, batch_size: int = 8, on_error: str = "skip",
+                server: str | None = None, model: str | None = None):
+    """Yield one dict per image: path, score, verdict (and heatmap file if out is set),
+    inspected as `inspection` says (backend, precision, threshold, tiling; default InspectOptions()).
 
     An unreadable image yields {"path", "error"} and the run goes on
     (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
     a `cfnc-edge serve` server (`model`: its model name)."""
-    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
+    check(batch_size=batch_size, on_error=on_error)
     paths = expand_inputs(inputs)
     if server is not None:
         from cfnc_edge.api.serving import connect
@@ -69,7 +91,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     elif bundle is None:
         raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
     else:
-        insp = Inspector(bundle, backend, precision, threshold, tile, tile_overlap)
+        insp = (inspection or InspectOptions()).inspector(bundle)
     heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
         chunk, frames = [], []
@@ -95,14 +117,13 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
 
 
 def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str | None = None,
-             backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
-             batch_size: int = 8, progress: bool = True, on_error: str = "skip", tile=None,
-             tile_overlap: float = 0.0) -> EvalResult:
-    """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`).
-    `tile`, `tile_overlap`: tile large frames (see `Inspector`); masks are compared at the map's size.
+             inspection: InspectOptions | None = None, batch_size: int = 8, progress: bool = True,
+             on_error: str = "skip") -> EvalResult:
+    """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`),
+    inspected as `inspection` says (default InspectOptions()); tiled, masks are compared at the map's size.
 
     Every image and mask is read before anything is computed; unusable ones are
     skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
-    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
-    return _evaluate(Inspector(bundle, backend, precision, threshold, tile, tile_overlap), data_root, out, batch_size,
+    check(batch_size=batch_size, on_error=on_error)
+    return _evaluate((inspection or InspectOptions()).inspector(bundle), data_root, out, batch_size,
                      progress=progress, on_error=on_error)

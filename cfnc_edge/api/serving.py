@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cfnc_edge.api.validation import check
 from cfnc_edge.errors import CfncError
 from cfnc_edge.serve.client import RemoteInspector
 from cfnc_edge.serve.protocol import DEFAULT_MODEL
@@ -27,6 +28,8 @@ def parse_bundles(specs: list[str]) -> dict[str, Path]:
 def serve(bundles: dict[str, Path | str] | list[str], options: ServeOptions | None = None, log=print) -> None:
     """Serve bundles ({model name: path}, or `NAME=PATH` / `PATH` strings) on
     Triton Inference Server until SIGINT; see `cfnc_edge.serve.server.serve`."""
+    if options is not None:  # a bad backend or precision is one line before Triton starts
+        check(backend=options.backend, precision=options.precision)
     _serve(parse_bundles(bundles) if isinstance(bundles, list) else bundles, options, log)
 
 

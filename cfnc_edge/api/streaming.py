@@ -7,6 +7,7 @@ from typing import IO
 
 import numpy as np
 
+from cfnc_edge.api.inspection import InspectOptions
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
@@ -72,13 +73,11 @@ def stream_sinks(output: Path | str | None = None, save: Path | str | None = Non
 
 
 def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSource], options: StreamOptions | None = None,
-           backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
-           output: Path | str | None = None, *, save: Path | str | None = None,
+           inspection: InspectOptions | None = None, output: Path | str | None = None, *, save: Path | str | None = None,
            save_anomalies: Path | str | None = None, show: bool = False, mqtt: MqttOptions | str | None = None,
            metrics_port: int | None = None, web: str | int | None = None, web_token: str | None = None,
            review: Path | str | None = None, sinks: list[Sink] = (), status: IO[str] | None = None,
-           on_start=None, server: str | None = None, model: str | None = None, tile=None,
-           tile_overlap: float = 0.0) -> dict:
+           on_start=None, server: str | None = None, model: str | None = None) -> dict:
     """Inspect every frame of `sources` (camera indices, files, URLs, folders,
     or FrameSource objects) until they end or the runner is stopped; returns
     the summary.
@@ -95,8 +94,8 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     called once the runner exists, e.g. to connect a signal handler to
     `runner.stop`. `server` (grpc://HOST:PORT): inspect on a `cfnc-edge serve`
     server (`model`: its model name) instead of here; server outages are
-    waited out and reported in the summary's `outages`. `tile`, `tile_overlap`:
-    tile large frames, one map and verdict per frame (see `Inspector`).
+    waited out and reported in the summary's `outages`. `inspection`: backend,
+    precision, threshold and tiling of the inspection here (default InspectOptions()).
 
         from cfnc_edge.api import stream
         summary = stream("bundle/", ["line1.mp4", 0], output="verdicts.jsonl",
@@ -108,7 +107,7 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     if server is None:
         if bundle is None:
             raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to inspect on a server")
-        insp, runner_class = Inspector(bundle, backend, precision, threshold, tile, tile_overlap), StreamRunner
+        insp, runner_class = (inspection or InspectOptions()).inspector(bundle), StreamRunner
         good, info = good_scores(insp, options.drift_alarm, log), bundle_info(insp.bundle)
     else:
         from cfnc_edge.api.serving import connect
@@ -143,11 +142,12 @@ class _RemoteStreamRunner(StreamRunner):
 
 
 def review(folder: Path | str, bundle: Bundle | Path | str, web: str | int = 8080, web_token: str | None = None,
-           review_dir: Path | str | None = None, backend: str = "auto", precision: str = "fp32"):
+           review_dir: Path | str | None = None, inspection: InspectOptions | None = None):
     """Serve the review page over the frames a stream saved with `--save-anomalies`
     (`folder`): their good / defect buttons save into `review_dir` (default
     `folder`/reviewed), each frame is shown with the bundle's heatmap. Returns
     the running server (`.url`, `.stop()`); `cfnc-edge review` serves until Ctrl-C.
+    `inspection`: how the heatmaps are made (default InspectOptions()).
 
         server = review("anomalies/", "bundle/", 8080)   # http://127.0.0.1:8080/
     """
@@ -158,7 +158,7 @@ def review(folder: Path | str, bundle: Bundle | Path | str, web: str | int = 808
 
     host, port = parse_address(web)
     check_token(host, web_token)
-    insp = Inspector(bundle, backend, precision)
+    insp = (inspection or InspectOptions()).inspector(bundle)
     info = bundle_info(insp.bundle)
     store = ReviewStore(Path(review_dir) if review_dir else Path(folder) / "reviewed", info)
     store.open()

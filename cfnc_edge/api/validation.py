@@ -15,6 +15,7 @@ from typing import Callable
 
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import parse_size
+from cfnc_edge.runtime.backends import BACKENDS
 from cfnc_edge.scoring.factor import FACTOR_PRECISIONS
 
 
@@ -74,6 +75,7 @@ RULES = {
     "n": _int_at_least("--n", 1),
     "method": _choice("--method", ("entropy", "percentile", "minmax")),
     "precision": _choice("--precision", ("fp32", "fp16", "int8")),
+    "backend": _choice("--backend", BACKENDS),
     "factor_precision": _choice("--factor-precision", FACTOR_PRECISIONS),
     "min_batch": _int_at_least("--min-batch", 1),
     "opt_batch": _int_at_least("--opt-batch", 1),

@@ -17,6 +17,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 BundleOpt = typer.Option(..., "--bundle", "-b", help="Model bundle folder.")
 TileOpt = typer.Option(None, "--tile", help="Cut frames into tiles, one map and verdict per frame: auto (tiles of "
                                             "the model input size) | S | HxW (frame pixels). Default: the bundle's.")
+BackendOpt = typer.Option("auto", "--backend", help="auto (the fastest this machine and bundle support) | tensorrt "
+                                                   "| torch-cuda | torch-cuda-graphs | openvino | onnxruntime | torch.")
+PrecisionOpt = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8 (the exported graph or engine of that "
+                                                       "precision; fp32 for torch).")
 TileOverlapOpt = typer.Option(0.0, "--tile-overlap", help="Fraction of a tile that neighbouring tiles share (0-0.9).")
 
 

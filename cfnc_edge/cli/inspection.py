@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.cli.app import BundleOpt, TileOpt, TileOverlapOpt, app
+from cfnc_edge.cli.app import BackendOpt, BundleOpt, PrecisionOpt, TileOpt, TileOverlapOpt, app
 
 
 @app.command("eval")
@@ -17,8 +17,8 @@ def eval_(
     bundle: Path = BundleOpt,
     data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads test/, ground_truth/)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (Markdown + PNG)."),
-    backend: str = typer.Option("auto"),
-    precision: str = typer.Option("fp32"),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     threshold: Optional[float] = typer.Option(None),
     batch_size: int = typer.Option(8),
     on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image or mask does."),
@@ -28,8 +28,8 @@ def eval_(
     """Image AUROC, pixel AUROC and PRO, overall and per defect type (exit 1 if images were skipped)."""
     from cfnc_edge import api
 
-    r = api.evaluate(bundle, data, out, backend, precision, threshold, batch_size, on_error=on_error, tile=tile,
-                     tile_overlap=tile_overlap)
+    r = api.evaluate(bundle, data, out, api.InspectOptions(backend, precision, threshold, tile, tile_overlap),
+                     batch_size, on_error=on_error)
     typer.echo(strict_json(r.to_dict(), indent=2))
     if out is not None:
         typer.echo(f"report: {out / 'report.md'}", err=True)
@@ -41,8 +41,8 @@ def infer(
     inputs: list[Path] = typer.Argument(..., help="Image files or folders."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle folder (or use --server)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for heatmap PNGs."),
-    backend: str = typer.Option("auto"),
-    precision: str = typer.Option("fp32"),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     threshold: Optional[float] = typer.Option(None, help="Override the bundle's threshold."),
     batch_size: int = typer.Option(8),
     on_error: str = typer.Option("skip", help="skip | fail: what an unreadable image does."),
@@ -52,11 +52,11 @@ def infer(
     tile_overlap: float = TileOverlapOpt,
 ):
     """Score images: one JSON line per image (score, verdict, or error) on stdout; exit 1 if any was skipped."""
-    from cfnc_edge.api import infer_paths
+    from cfnc_edge.api import InspectOptions, infer_paths
 
     counts, errors = {"images": 0, "skipped": 0}, []
-    for line in infer_paths(inputs, bundle, out, backend, precision, threshold, batch_size, on_error,
-                            server, model, tile=tile, tile_overlap=tile_overlap):
+    for line in infer_paths(inputs, bundle, out, InspectOptions(backend, precision, threshold, tile, tile_overlap),
+                            batch_size, on_error, server, model):
         typer.echo(strict_json(line))
         counts["images"] += 1
         if "error" in line:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cfnc_edge.cli.app import app
+from cfnc_edge.cli.app import BackendOpt, PrecisionOpt, app
 
 
 @app.command()
 def serve(
     bundle: list[str] = typer.Option(..., "--bundle", "-b",
                                      help="Bundle folder, or NAME=PATH to name its model (repeatable: one model each)."),
-    backend: str = typer.Option("auto"),
-    precision: str = typer.Option("fp32"),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     max_batch: int = typer.Option(8, help="Largest batch Triton hands the Inspector (1: no batching)."),
     queue_delay_ms: float = typer.Option(2.0, help="Longest a request waits in Triton's dynamic batcher."),
     instances: int = typer.Option(1, help="Inspector instances per model, run concurrently."),

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import BundleOpt, TileOpt, TileOverlapOpt, app
+from cfnc_edge.cli.app import BackendOpt, BundleOpt, PrecisionOpt, TileOpt, TileOverlapOpt, app
 
 WebOpt = typer.Option(None, "--web", help="Serve the page on [HOST:]PORT (host 127.0.0.1 unless given).")
 WebTokenOpt = typer.Option(None, "--web-token", envvar="CFNC_WEB_TOKEN",
@@ -22,8 +22,8 @@ def stream(
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="Model bundle folder (or use --server)."),
     camera: list[int] = typer.Option([], "--camera", "-c", help="Camera index (repeatable)."),
     source: list[str] = typer.Option([], "--source", "-s", help="Video file, RTSP/HTTP URL or image folder (repeatable)."),
-    backend: str = typer.Option("auto"),
-    precision: str = typer.Option("fp32"),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
     threshold: Optional[float] = typer.Option(None),
     output: Optional[Path] = typer.Option(None, "--output", help="JSON lines file (default: stdout); created once the sources are up."),
     save: Optional[Path] = typer.Option(None, help="Write annotated video / images here."),
@@ -58,10 +58,11 @@ def stream(
     options = api.StreamOptions(max_batch=max_batch, max_wait_ms=max_wait_ms, max_frames=max_frames,
                                 drift_alarm=drift_alarm)
     mqtt_options = api.MqttOptions(mqtt, mqtt_anomalies_only, mqtt_qos, mqtt_status, mqtt_buffer) if mqtt else None
-    summary = api.stream(bundle, [*camera, *source], options, backend, precision, threshold, output,
+    inspection = api.InspectOptions(backend, precision, threshold, tile, tile_overlap)
+    summary = api.stream(bundle, [*camera, *source], options, inspection, output,
                          save=save, save_anomalies=save_anomalies, show=show, mqtt=mqtt_options,
-                         metrics_port=metrics_port, web=web, web_token=web_token, review=review, status=sys.stderr, server=server, model=model, tile=tile,
-                         tile_overlap=tile_overlap,
+                         metrics_port=metrics_port, web=web, web_token=web_token, review=review,
+                         status=sys.stderr, server=server, model=model,
                          on_start=lambda runner: signal.signal(signal.SIGTERM, lambda *_: runner.stop()))
     typer.echo("\nsummary: " + json.dumps(summary), err=True)
     for w in summary["warnings"]:
@@ -76,15 +77,15 @@ def review_page(
     web_token: Optional[str] = WebTokenOpt,
     review: Optional[Path] = typer.Option(None, help="Where good / defect go (DIR/good, DIR/defect); default "
                                                      "FOLDER/reviewed."),
-    backend: str = typer.Option("auto"),
-    precision: str = typer.Option("fp32"),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
 ):
     """Review saved anomalies on a page: good / defect per frame, for `cfnc-edge threshold` and `fit`."""
     import time
 
     from cfnc_edge import api
 
-    server = api.review(folder, bundle, web, web_token, review, backend, precision)
+    server = api.review(folder, bundle, web, web_token, review, api.InspectOptions(backend, precision))
     typer.echo(f"review page: {server.url}" + ("?token=..." if web_token else "") + " (Ctrl-C to stop)", err=True)
     try:
         while server.thread.is_alive():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from cfnc_edge.cli.app import BundleOpt, TileOverlapOpt, app
+from cfnc_edge.cli.app import BackendOpt, BundleOpt, PrecisionOpt, TileOverlapOpt, app
+from cfnc_edge.errors import CfncError
 from cfnc_edge.scoring.crossfit import FOLDS
 
 _LEVELS = "0,1,2"
@@ -19,14 +19,6 @@ FoldsOpt = typer.Option(None, help="Folds of the Gaussian's cross-fit for the th
 
 ImageSizeOpt = typer.Option("224", help="Model input size: S = short side S, keeping the training images' "
                                         "aspect ratio (square within 0.8-1.25); HxW as given (SxS: a square).")
-
-
-def _model_cfg(backbone: str, image_size: str, feature_dim: int, ica: bool, fca: bool, head: str = "projection"):
-    from cfnc_edge.api.validation import parse_image_size
-    from cfnc_edge.model.coarse_to_fine import ModelConfig
-
-    return ModelConfig(backbone=backbone, image_size=parse_image_size(image_size), feature_dim=feature_dim, ica=ica, fca=fca,
-                       head=head)
 
 
 ScorerOpt = typer.Option(None, help="gaussian (per-position Gaussian, the paper's) | knn (memory bank "
@@ -63,27 +55,6 @@ def _threshold_line(t: dict) -> str:
             f"+- {100 * t['fpr_std']:.1f}% on {t['n']} good images")
 
 
-# options that only act on training: given under a recipe that trains nothing, they are ignored
-_TRAINING_OPTIONS = ("steps", "epochs", "lr", "lr_backbone", "lr_ica", "lr_heads", "fixed_predictor_lr",
-                     "fine_levels")
-
-
-def _ignored_training_options(ctx: typer.Context) -> list[str]:
-    # compared by name: the ParameterSource enum is Typer's own click's, not necessarily the installed click's
-    return ["--" + name.replace("_", "-") for name in _TRAINING_OPTIONS
-            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
-
-
-def _short_side(image_size: str) -> int:
-    from cfnc_edge.api.validation import parse_image_size
-
-    size = parse_image_size(image_size)
-    if not isinstance(size, int):
-        raise typer.BadParameter("--recipe auto keeps the images' aspect ratio: give the short side S",
-                                 param_hint="--image-size")
-    return size
-
-
 def _selection_line(sel: dict) -> str:
     c = sel["candidate"]
     weight = f", Gaussian weight {sel['weight']:g}" if sel["scorer"] == "combined" else ""
@@ -94,8 +65,14 @@ def _selection_line(sel: dict) -> str:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Dataset root in the MVTec AD layout (reads train/good)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write."),
+    data: Optional[Path] = typer.Argument(None, help="Dataset root in the MVTec AD layout (reads train/good); "
+                                                     "or `data` in --config."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle folder to write (or `out` in --config)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A TOML file of train's options: keys are the "
+                                          "option names without the dashes (steps, image-size, dim, recipe, data, "
+                                          "...); the command line wins over it. Written into the bundle as "
+                                          "train-config.toml: `--config BUNDLE/train-config.toml` trains again the "
+                                          "same way. TOML only (tomllib; PyYAML is not a dependency)."),
     backbone: str = typer.Option("efficientnet-lite0", help="efficientnet-lite0 | -lite1 | -lite2 (larger and slower; "
                                  "not always more accurate: README, Results) | resnet18 | wide_resnet50_2"),
     weights: Optional[Path] = typer.Option(None, help="ImageNet weights file for the backbone (offline)."),
@@ -137,52 +114,33 @@ def train(
 ):
     """Train the model (if the recipe trains), fit the scorer and write a bundle."""
     from cfnc_edge import api
-    from cfnc_edge.api.training import SCORER_HEADS
-    from cfnc_edge.api.validation import parse_levels
+    from cfnc_edge.api.training import RECIPE_OPTIONS, TRAINING_OPTIONS
+    from cfnc_edge.api.validation import parse_image_size, parse_levels
+    from cfnc_edge.cli.config_file import as_config, with_config
     from cfnc_edge.model.train import TrainConfig
 
+    o, given = with_config(ctx, config)
+    for name, where in (("data", "DATA"), ("out", "--out")):
+        if o[name] is None:
+            raise CfncError(f"give {where} (or `{name}` in --config)")
     # built (and so checked) whatever the recipe: a bad value is refused before any work
-    train_cfg = TrainConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, lr_backbone=lr_backbone,
-                            lr_ica=lr_ica, lr_heads=lr_heads, fixed_predictor_lr=fixed_predictor_lr,
-                            fine_levels=parse_levels(fine_levels), seed=seed)
-    if recipe == "auto" and not resume:
-        given = {name: getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
-                 for name in ("backbone", "image_size", "ica", "fca", "noncontrastive", "head", "tile")}
-        ignored = _ignored_training_options(ctx)
-        if ignored:
-            typer.echo(f"warning: nothing trains with recipe 'auto', so {', '.join(ignored)} have no effect "
-                       "(--recipe paper trains)", err=True)
-        if any(given[k] for k in ("ica", "fca", "noncontrastive", "head", "tile")):
-            raise typer.BadParameter("--recipe auto chooses the alignment and the head itself, and does not tile: "
-                                     "name --recipe pretrained or paper with --ica/--fca/--noncontrastive/--head/--tile",
-                                     param_hint="--recipe")
-        b = api.train(data, out, covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr,
-                      threshold=threshold, weights=weights, scorer=scorer, bank_size=bank_size,
-                      max_bank=max_bank or None, factor_precision=factor_precision, device=device,
-                      recipe_name="auto", budget=budget, train_cfg=train_cfg,
-                      fixed={"backbone": backbone if given["backbone"] or weights else None,  # the file is for it
-                             "short_side": _short_side(image_size) if given["image_size"] else None,
-                             "feature_dim": feature_dim})
-        typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
-                   f"{_selection_line(b.manifest['selection'])})", err=True)
-        return
-    r = api.recipe(recipe, ica=ica, fca=fca, noncontrastive=noncontrastive, scorer=scorer)
-    ica, fca, noncontrastive = r["ica"], r["fca"], r["noncontrastive"]
-    # FCA alone has no loss (Trainer.trainable): only ICA or the fine alignment trains
-    ignored = [] if resume or ica or noncontrastive else _ignored_training_options(ctx)
-    if ignored:
-        typer.echo(f"warning: nothing trains with recipe {recipe!r} and neither --ica nor --noncontrastive, so "
-                   f"{', '.join(ignored)} have no effect (--recipe paper trains)", err=True)
-    # a resumed run keeps its checkpoint's model (and so its head's scorer) unless --scorer is given
-    scorer = scorer if resume else r["scorer"]
-    head = head or SCORER_HEADS.get(scorer or r["scorer"], "projection")
-    b = api.train(data, out, _model_cfg(backbone, image_size, feature_dim, ica, fca, head),
-                  dataclasses.replace(train_cfg, noncontrastive=noncontrastive),
-                  covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-                  resume=resume, weights=weights, scorer=scorer, bank_size=bank_size, max_bank=max_bank or None,
-                  factor_precision=factor_precision, device=device, tile=tile, tile_overlap=tile_overlap)
-    typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; "
-               f"training plot {out / 'training.png'})", err=True)
+    train_cfg = TrainConfig(steps=o["steps"], epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                            lr_backbone=o["lr_backbone"], lr_ica=o["lr_ica"], lr_heads=o["lr_heads"],
+                            fixed_predictor_lr=o["fixed_predictor_lr"], fine_levels=parse_levels(o["fine_levels"]),
+                            seed=o["seed"])
+    values = {**o, "image_size": parse_image_size(o["image_size"]), "fine_levels": train_cfg.fine_levels}
+    # what the user set, for the recipe to honour or refuse
+    overrides = {name: values[name] for name in (*RECIPE_OPTIONS, *TRAINING_OPTIONS) if name in given}
+    out = o["out"]
+    b = api.train(o["data"], out, train_cfg=train_cfg, recipe_name=o["recipe"], overrides=overrides,
+                  covariance=o["covariance"], eps=o["eps"], folds=o["folds"], target_fpr=o["target_fpr"],
+                  threshold=o["threshold"], resume=o["resume"], weights=o["weights"], scorer=o["scorer"],
+                  bank_size=o["bank_size"], max_bank=o["max_bank"] or None, factor_precision=o["factor_precision"],
+                  device=o["device"], tile=o["tile"], tile_overlap=o["tile_overlap"], budget=o["budget"],
+                  config=as_config(ctx, o, given | {"data", "out"}))
+    done = (_selection_line(b.manifest["selection"]) if "selection" in b.manifest
+            else f"training plot {out / 'training.png'}")
+    typer.echo(f"bundle written to {out} ({_threshold_line(b.manifest['threshold'])}; {done})", err=True)
 
 
 @app.command()
@@ -219,14 +177,15 @@ def threshold(
     target_fpr: Optional[float] = typer.Option(None, help="False-alarm rate on good parts the threshold is set for "
                                                           "(default: the bundle's)."),
     value: Optional[float] = typer.Option(None, "--threshold", help="Set the threshold yourself instead."),
-    backend: str = typer.Option("auto", help="The backend inspection will use (scores differ slightly by backend)."),
-    precision: str = typer.Option("fp32", help="The precision inspection will use: fp32 | fp16 | int8."),
+    backend: str = BackendOpt,
+    precision: str = PrecisionOpt,
 ):
     """Set the threshold from good images that training did not see: what a trained
     backbone needs (its cross-fitted threshold promises fewer false alarms than it gives)."""
     from cfnc_edge import api
 
-    info = api.set_threshold(bundle, good, target_fpr, value, backend, precision)
+    # scored as inspection will score frames: give the backend and precision inspection uses
+    info = api.set_threshold(bundle, good, target_fpr, value, api.InspectOptions(backend, precision))
     typer.echo(f"{bundle}: {_threshold_line(info)}", err=True)
 
 

@@ -121,11 +121,3 @@ def stitch(maps: np.ndarray, layout: Layout) -> np.ndarray:
         total[y:y + h, x:x + w] += m
         count[y:y + h, x:x + w] += 1
     return (total / count)[:sh, :sw].astype(np.float32)
-
-
-def frame_max(tile_scores: np.ndarray, frame_of: np.ndarray) -> np.ndarray:
-    """Per-tile scores -> per-frame scores (the maximum over each frame's tiles):
-    what a tiled frame's verdict is taken on (exactly so without overlap)."""
-    out = np.full(int(frame_of.max()) + 1, -np.inf)
-    np.maximum.at(out, frame_of, tile_scores)
-    return out

@@ -73,6 +73,16 @@ def ica_angle_degrees(theta: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(sin, theta[:, 0, 0]))
 
 
+def angle_summary(angles: np.ndarray, bins: int = 12) -> dict:
+    """The distribution of ICA rotation angles (degrees) over the fitted images."""
+    a = np.asarray(angles, np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    counts, edges = np.histogram(a, bins=bins, range=(lo, hi if hi > lo else lo + 1e-3))
+    return {"mean": float(a.mean()), "std": float(a.std()), "min": lo, "max": hi,
+            "p5": float(np.percentile(a, 5)), "p50": float(np.median(a)), "p95": float(np.percentile(a, 95)),
+            "histogram": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
+
+
 class _Warper(nn.Module):
     def __init__(self, size: tuple[int, int] | None):
         super().__init__()

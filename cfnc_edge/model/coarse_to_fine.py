@@ -16,7 +16,7 @@ Three feature heads (`ModelConfig.head`):
   the pooled mid-level taps and loses nothing by having 4x fewer positions;
 - "combined": both from one pass over the backbone, in one tensor: the
   projection's d channels, then the pooled channels repeated onto the
-  stride-4 grid (nearest neighbour, so runtime/combined.split_combined
+  stride-4 grid (nearest neighbour, so model/combined_head.py
   recovers the pooled map exactly): what the combined scorer (Gaussian +
   bank) reads. One output keeps every backend, the export and its parity
   checks unchanged.

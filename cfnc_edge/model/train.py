@@ -32,7 +32,6 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -302,13 +301,3 @@ def read_checkpoint_config(folder: Path) -> tuple[dict, dict]:
     """(model config, train config) a checkpoint was started with; CheckpointError if it is corrupt."""
     state = checkpoint.read_state(folder, _CONFIGS)
     return state["model"], state["train"]
-
-
-def load_images(paths: list[Path], size: int | tuple[int, int], progress: bool = True) -> np.ndarray:
-    """uint8 (N, 3, h, w) model inputs of the images at `paths` (size S or (h, w))."""
-    from cfnc_edge.images import as_hw, preprocess, read_image
-
-    out = np.empty((len(paths), 3, *as_hw(size)), dtype=np.uint8)
-    for i, p in enumerate(tqdm(paths, desc="loading images", disable=not progress, unit="img", leave=False)):
-        out[i] = preprocess([read_image(p)], size)[0]
-    return out

@@ -20,16 +20,6 @@ from cfnc_edge.report.panels import COLOURS, H, M, RED, W, panel, text, to_px
 TRAINING_PLOT = "training.png"
 
 
-def angle_summary(angles: np.ndarray, bins: int = 12) -> dict:
-    """The distribution of ICA rotation angles (degrees) over the fitted images."""
-    a = np.asarray(angles, np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    counts, edges = np.histogram(a, bins=bins, range=(lo, hi if hi > lo else lo + 1e-3))
-    return {"mean": float(a.mean()), "std": float(a.std()), "min": lo, "max": hi,
-            "p5": float(np.percentile(a, 5)), "p50": float(np.median(a)), "p95": float(np.percentile(a, 95)),
-            "histogram": counts.tolist(), "edges": [round(float(e), 4) for e in edges]}
-
-
 def _lines(title: str, x: np.ndarray, series: dict[str, np.ndarray], from_zero: bool = False) -> np.ndarray:
     img = panel(title)
     ys = np.concatenate(list(series.values()))

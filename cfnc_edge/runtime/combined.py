@@ -18,26 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfnc_edge.model.combined_head import split_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import resize_ndimage
-
-# what the Gaussian's distances, then the bank's, are divided by: the scorer tensor "fusion"
-FUSION_FIELDS = ("gaussian_scale", "bank_scale")
-
-
-def split_combined(features, dim: int, pooled_shape: tuple[int, int]):
-    """A combined head's output (B, d + C, h, w) -> (projection (B, d, h, w), pooled (B, C, sh, sw)).
-
-    The pooled part was repeated onto the h x w grid by nearest-neighbour
-    resizing (source row floor(i * sh / h)); row ceil(j * h / sh) is a copy of
-    source row j, so taking those rows and columns gives the pooled map back
-    exactly. Works on NumPy, CuPy and torch arrays alike.
-    """
-    (h, w), (sh, sw) = features.shape[-2:], pooled_shape
-    rows = [(j * h + sh - 1) // sh for j in range(sh)]
-    cols = [(j * w + sw - 1) // sw for j in range(sw)]
-    return features[:, :dim], features[:, dim:][:, :, rows][:, :, :, cols]
 
 
 def is_combined(scorer: dict[str, np.ndarray]) -> bool:

@@ -16,10 +16,12 @@ from typing import Any, Callable, ContextManager, Protocol
 
 import numpy as np
 
-from cfnc_edge.runtime.combined import CpuCombined, is_combined
+from cfnc_edge.runtime.combined import CpuCombined, fuse, is_combined
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
+from cfnc_edge.scoring.factor import gaussian_tensors
+from cfnc_edge.scoring.inference import Inference
 
 
 class Scoring(Protocol):
@@ -78,3 +80,13 @@ class CpuScoring:
 
     def context(self) -> ContextManager:
         return contextlib.nullcontext()
+
+
+def _cpu_mahalanobis(mean: np.ndarray, factor: np.ndarray, precision: str = "fp32"):
+    """A freshly fitted float64 Gaussian as CPU inference scores with it: float32, the factor in `precision`."""
+    return cpu_distance(gaussian_tensors({"mean": mean.astype(np.float32), "factor": factor.astype(np.float32)},
+                                         precision))
+
+
+# the steps a fitter scores held-out good images with (scoring/fitted.py): CPU inference's own
+CPU_INFERENCE = Inference(mahalanobis=_cpu_mahalanobis, nearest=CpuNearestNeighbour, fuse=fuse, maps=anomaly_maps)

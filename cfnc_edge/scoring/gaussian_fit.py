@@ -1,4 +1,4 @@
-"""Gaussian fit, cross-fitted good-image scores and the bundle write.
+"""Gaussian fit and cross-fitted good-image scores.
 
 Every good image is scored by a Gaussian that did not see it: the threshold
 (scoring/threshold.py) and the compactness figure come from those scores.
@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cfnc_edge.bundle import GAUSSIAN, WEIGHTS, Bundle
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
 from cfnc_edge.scoring import crossfit
@@ -85,6 +84,10 @@ class GaussianFit:
     def with_covariance(self, covariance: str, eps: float = 0.01) -> GaussianFit:
         """The same sums, another estimator (no new pass over the images)."""
         return GaussianFit.from_folds(self.folds, self.fold_of, self.ica_angles, covariance, eps)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The bundle's Gaussian file: mean and packed factor, stored in float32."""
+        return {"mean": self.mean.astype(np.float32), "factor": self.factor.astype(np.float32)}
 
     def summary(self) -> dict:
         return {"covariance": self.covariance, "eps": self.eps, "positions": int(self.mean.shape[0]),
@@ -191,12 +194,3 @@ def heldout_gaussians(fit: GaussianFit):
     for j in range(len(fit.folds)):
         yield (np.flatnonzero(fit.fold_of == j), *heldout_gaussian(fit, j, total))
 
-
-def write_model(bundle: Bundle, model: CoarseToFine, fit: GaussianFit, **manifest) -> None:
-    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    bundle.write(
-        {WEIGHTS: Bundle.tensor_bytes(weights),
-         GAUSSIAN: Bundle.tensor_bytes({"mean": fit.mean.astype(np.float32),
-                                        "factor": fit.factor.astype(np.float32)})},
-        model=model.cfg.to_dict(), scorer={"kind": "gaussian"}, gaussian=fit.summary(), **manifest,
-    )

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cfnc_edge.bundle import BANK, WEIGHTS, Bundle
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
 from cfnc_edge.scoring.coreset import PROJECTION_DIM, bank_count, greedy_coreset
 
@@ -159,10 +158,3 @@ def torch_nearest_distances(features: torch.Tensor, bank_t: torch.Tensor, bank_s
     nearest = torch.index_select(bank_t, 1, idx.flatten()).float().T.reshape(b, h * w, c)
     return torch.sqrt(((x - nearest) ** 2).sum(-1)).reshape(b, h, w)
 
-
-def write_bank_model(bundle: Bundle, model: CoarseToFine, tensors: dict[str, np.ndarray], info: dict,
-                     **manifest) -> None:
-    """Weights + memory bank into the bundle; the manifest records the scorer."""
-    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    bundle.write({WEIGHTS: Bundle.tensor_bytes(weights), BANK: Bundle.tensor_bytes(tensors)},
-                 model=model.cfg.to_dict(), scorer=info, **manifest)

@@ -93,6 +93,18 @@ def threshold_for_fpr(scores: np.ndarray, target_fpr: float = 0.01) -> dict:
     return info
 
 
+def threshold_record(scores: np.ndarray, target_fpr: float, value: float | None = None) -> dict:
+    """The threshold record of held-out good scores for `target_fpr`, or with the user's
+    `value` in its place: what the good images say about it is then their fraction above
+    it (the promise for the target rate no longer applies)."""
+    info = threshold_for_fpr(scores, target_fpr)
+    if value is None:
+        return info
+    for k in ("rank", "expected_fpr", "fpr_std", "fpr_upper95", "warning", "tail"):
+        info.pop(k, None)
+    return {**info, "value": float(value), "user_set": True, "good_above": float((scores > value).mean())}
+
+
 def normalized(score, threshold: float):
     """Scores scaled so that the threshold is 0.5, clipped to [0, 1].
 

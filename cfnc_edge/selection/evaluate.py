@@ -8,7 +8,7 @@ scorer that merely remembers its training images gains nothing here.
 
 Scorers, from the same two distance maps: the Gaussian alone, the bank
 alone, and their fusion w * G / m_G + (1 - w) * K / m_K (x 2, so w = 0.5 is
-api/combined.py's rule) for each weight in FUSION_WEIGHTS, m being each
+scoring/combined_fit.py's rule) for each weight in FUSION_WEIGHTS, m being each
 scorer's mean held-out good image score. Metrics: image AUROC (good against
 defective copies, the maximum of the map as in inference) and PRO of the
 defect masks over the maps of both sets (at half resolution: _half).
@@ -21,8 +21,9 @@ import time
 import numpy as np
 
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
+from cfnc_edge.model.combined_head import split_combined
 from cfnc_edge.report.metrics import image_auroc, pro_score
-from cfnc_edge.runtime.combined import fuse, split_combined
+from cfnc_edge.runtime.combined import fuse
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.runtime.knn import CpuNearestNeighbour
 from cfnc_edge.runtime.postprocess import anomaly_maps
@@ -107,7 +108,7 @@ def _scorer_rows(model: CoarseToFine, good: np.ndarray, queries: np.ndarray, lab
     for them. paired: the queries are the good images' defective copies, and the evaluated maps
     are the good images' held-out maps, then the copies'; else they are the queries' (a real
     test set) under models fitted on all the good images. The fusion constants come from the
-    good images' held-out maps, as the deployed fit sets them (api/combined.py)."""
+    good images' held-out maps, as the deployed fit sets them (scoring/combined_fit.py)."""
     model.eval()
     size = model.cfg.input_size
     proj_g, pooled_g, th_g = _features(model, good)

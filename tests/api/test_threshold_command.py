@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cfnc_edge.api import refit, set_threshold, train
+from cfnc_edge.api import InspectOptions, refit, set_threshold, train
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
@@ -29,7 +29,7 @@ def bundle_dir(tiny_bundle, tmp_path):
 def test_the_threshold_is_the_order_statistic_of_the_unseen_good_images_scores(bundle_dir, tiny_data):
     good = sorted((tiny_data / "test" / "good").iterdir())
     plot = (bundle_dir / "training.png").read_bytes()
-    info = set_threshold(bundle_dir, [tiny_data / "test" / "good"], target_fpr=0.25, backend="torch",
+    info = set_threshold(bundle_dir, [tiny_data / "test" / "good"], target_fpr=0.25, inspection=InspectOptions(backend="torch"),
                          progress=False)  # 4 images can hold 25% (they would need 99 for 1%)
     scores = np.array([r.score for r in Inspector(Bundle.open(bundle_dir), "torch")([read_image(p) for p in good])])
     with warnings.catch_warnings():

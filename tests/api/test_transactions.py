@@ -74,7 +74,7 @@ def test_an_interrupt_while_the_threshold_is_set_keeps_the_old_bundle(bundle_cop
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cfnc_edge.api.training.threshold_for_fpr", interrupted)
+    monkeypatch.setattr("cfnc_edge.scoring.threshold.threshold_for_fpr", interrupted)
     with pytest.raises(KeyboardInterrupt):
         api.train(tiny_data, bundle_copy, ModelConfig(image_size=64, feature_dim=8),
                   TrainConfig(epochs=0, batch_size=4), progress=False)

@@ -36,7 +36,7 @@ def test_infer_skips_and_reports_unreadable_images(tiny_bundle, tiny_data, tmp_p
 def test_heatmap_names_are_unique_per_input_path(tiny_bundle, tiny_data, tmp_path):
     """good/000.png, dent/000.png and stain/000.png used to share one 000_heatmap.png."""
     inputs = [tiny_data / "test" / d / "000.png" for d in ("good", "dent", "stain")]
-    lines = list(api.infer_paths(inputs, tiny_bundle.path, tmp_path / "out", threshold=1.0))
+    lines = list(api.infer_paths(inputs, tiny_bundle.path, tmp_path / "out", api.InspectOptions(threshold=1.0)))
     heatmaps = [line["heatmap"] for line in lines]
     assert len(set(heatmaps)) == 3 and all(cv2.imread(h) is not None for h in heatmaps)
     assert all(str(tmp_path / "out") in h for h in heatmaps)

@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from cfnc_edge.api.training import input_size_for
 from cfnc_edge.api.validation import parse_image_size
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.bundle.schema import validate
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
+from cfnc_edge.data.training_set import input_size_for
 from cfnc_edge.errors import BundleError, CfncError
+from cfnc_edge.model.backbones import MAX_STRIDE
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.8, 1.25, 1.1, 0.9])
@@ -42,9 +43,9 @@ def test_median_ratio_of_the_training_images(tmp_path):
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), np.zeros((h, w, 3), np.uint8))
     assert median_aspect(paths) == pytest.approx(2.45)
-    assert input_size_for(64, paths) == [64, 160]  # 156.8 -> 160
-    assert input_size_for([64, 64], paths) == 64  # HxW as given; a square is written as S
-    assert input_size_for([32, 96], paths) == [32, 96]
+    assert input_size_for(64, paths, MAX_STRIDE) == [64, 160]  # 156.8 -> 160
+    assert input_size_for([64, 64], paths, MAX_STRIDE) == 64  # HxW as given; a square is written as S
+    assert input_size_for([32, 96], paths, MAX_STRIDE) == [32, 96]
 
 
 def test_image_size_option_parsing():

@@ -5,10 +5,11 @@ by shifting the last tile back to the border, and training on tiles."""
 import numpy as np
 import pytest
 
-from cfnc_edge.data.tiling import Layout, Tiling, cut, frame_max, starts, stitch
+from cfnc_edge.data.tiling import Layout, Tiling, cut, starts, stitch
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import read_image
 from cfnc_edge.runtime.inspector import Inspector
+from cfnc_edge.scoring.fitted import frame_max
 
 S = 64  # the tiny bundle's model input
 

@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
+from cfnc_edge.data.training_set import load_images
 from cfnc_edge.errors import CheckpointError
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.train import (
     TrainConfig,
     Trainer,
-    load_images,
     read_checkpoint_config,
 )
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from cfnc_edge.data.training_set import load_images
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig, semi_orthogonal
-from cfnc_edge.model.train import TrainConfig, Trainer, load_images
+from cfnc_edge.model.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

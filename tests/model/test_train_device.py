@@ -12,9 +12,10 @@ import torch
 
 from cfnc_edge.api import train
 from cfnc_edge.bundle import GAUSSIAN
+from cfnc_edge.data.training_set import load_images
 from cfnc_edge.errors import CfncError
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.model.train import TrainConfig, Trainer, load_images, resolve_device
+from cfnc_edge.model.train import TrainConfig, Trainer, resolve_device
 
 on_gpu = pytest.mark.skipif(not torch.cuda.is_available(),
                             reason="needs a CUDA GPU that PyTorch sees (training on the GPU)")

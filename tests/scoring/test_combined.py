@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from cfnc_edge.deploy.parity import brute_force_distances
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.runtime.combined import CpuCombined, split_combined
+from cfnc_edge.model.combined_head import split_combined
+from cfnc_edge.runtime.combined import CpuCombined
 from cfnc_edge.scoring.reference import random_problem, reference_distance
 from cfnc_edge.scoring.packing import unpack
 
@@ -119,14 +120,14 @@ def test_infer_and_eval_with_the_combined_scorer(combined_bundle, tiny_data, tmp
 
 
 def test_combined_export_and_cpu_backends_agree(combined_bundle, tmp_path, tiny_data):
-    from cfnc_edge.api import evaluate
+    from cfnc_edge.api import InspectOptions, evaluate
     from cfnc_edge.runtime.backends.openvino_backend import openvino_available
     from tests.conftest import exported_copy
 
     b, report = exported_copy(combined_bundle, tmp_path / "b")
     assert report["fp32"]["max_rel"] <= 1e-3 and report["fp16"]["mean_rel"] <= 2e-2
     backends = ["torch", "onnxruntime"] + (["openvino"] if openvino_available() else [])
-    res = {be: evaluate(b, tiny_data, backend=be, progress=False) for be in backends}
+    res = {be: evaluate(b, tiny_data, inspection=InspectOptions(backend=be), progress=False) for be in backends}
     for be in backends[1:]:
         for k in ("image_auroc", "pixel_auroc"):
             assert res[be].metrics[k] == pytest.approx(res["torch"].metrics[k], abs=1e-3)
@@ -169,7 +170,7 @@ def test_calibrate_and_stream_run_a_combined_bundle(combined_bundle, tmp_path, t
     INT8 calibration of its model and a stream of frames with its verdicts."""
     import json
 
-    from cfnc_edge.api import calibrate, stream
+    from cfnc_edge.api import InspectOptions, calibrate, stream
     from cfnc_edge.bundle import Bundle
     from tests.conftest import exported_copy
 
@@ -177,7 +178,7 @@ def test_calibrate_and_stream_run_a_combined_bundle(combined_bundle, tmp_path, t
     calibrate(b, n=8, log=lambda m: None)
     assert "calibration" in Bundle.open(b.path).manifest
     out = tmp_path / "verdicts.jsonl"
-    summary = stream(b.path, [str(tiny_data / "test" / "good")], backend="onnxruntime", precision="int8", output=out)
+    summary = stream(b.path, [str(tiny_data / "test" / "good")], InspectOptions(backend="onnxruntime", precision="int8"), output=out)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert summary["frames"] == len(lines) == len(list((tiny_data / "test" / "good").glob("*.png")))
     assert all(0 <= x["normalized_score"] <= 1 and isinstance(x["anomalous"], bool) for x in lines)

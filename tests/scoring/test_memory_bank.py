@@ -143,7 +143,7 @@ def test_crossfitted_threshold_exceeds_in_sample_scores(knn_bundle):
 def test_knn_export_and_backends_agree(knn_bundle, tmp_path, tiny_data):
     import onnx
 
-    from cfnc_edge.api import evaluate
+    from cfnc_edge.api import InspectOptions, evaluate
     from cfnc_edge.runtime.artefacts import ONNX_FILES
     from tests.conftest import exported_copy
 
@@ -151,7 +151,7 @@ def test_knn_export_and_backends_agree(knn_bundle, tmp_path, tiny_data):
     assert report["fp32_distances"]["max_rel"] <= 1e-3 and report["fp16_distances"]["mean_rel"] <= 2e-2
     g = onnx.load(str(b.verify(ONNX_FILES["fp32"])))
     assert [o.name for o in g.graph.output] == ["features", "theta", "distances"]
-    res = {be: evaluate(b, tiny_data, backend=be, progress=False) for be in ("torch", "onnxruntime")}
+    res = {be: evaluate(b, tiny_data, inspection=InspectOptions(backend=be), progress=False) for be in ("torch", "onnxruntime")}
     for k in ("image_auroc", "pixel_auroc"):
         assert res["torch"].metrics[k] == pytest.approx(res["onnxruntime"].metrics[k], abs=1e-3)
 

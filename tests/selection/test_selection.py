@@ -6,8 +6,8 @@ import numpy as np
 
 from cfnc_edge.data.defects import synthetic_defects
 from cfnc_edge.data.mvtec import MVTecDataset
+from cfnc_edge.data.training_set import load_images
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
-from cfnc_edge.model.train import load_images
 from cfnc_edge.selection import evaluate
 from cfnc_edge.selection.evaluate import score_candidate
 
@@ -40,7 +40,7 @@ def test_train_auto_records_the_search_and_deploys_its_choice(tiny_data, tmp_pat
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # 12 images: the threshold's tail warning
-        b = train(tiny_data, tmp_path / "b", budget=1.0, progress=False, fixed={"short_side": TINY})
+        b = train(tiny_data, tmp_path / "b", budget=1.0, progress=False, overrides={"image_size": TINY})
     sel = b.manifest["selection"]
     assert sel["rows"] and sel["rule"].startswith("highest synthetic image AUROC")
     assert {r["candidate"]["name"] for r in sel["rows"]} == {f"lite0@{TINY}"}  # fixed: the user's size

@@ -103,10 +103,10 @@ def test_a_failed_start_keeps_the_existing_output_file(tiny_bundle, tmp_path):
     out = tmp_path / "verdicts.jsonl"
     out.write_text("yesterday's verdicts\n")
     with pytest.raises(CfncError, match="does not exist"):
-        api.stream(tiny_bundle.path, [str(tmp_path / "missing.avi")], backend="torch", output=out)
+        api.stream(tiny_bundle.path, [str(tmp_path / "missing.avi")], inspection=api.InspectOptions(backend="torch"), output=out)
     assert out.read_text() == "yesterday's verdicts\n"
     with pytest.raises(CfncError, match="no source could be opened"):
-        api.stream(tiny_bundle.path, [str(tmp_path / "missing.avi"), 7], backend="torch", output=out)
+        api.stream(tiny_bundle.path, [str(tmp_path / "missing.avi"), 7], inspection=api.InspectOptions(backend="torch"), output=out)
     assert out.read_text() == "yesterday's verdicts\n"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from stream_helpers import synthetic_frames, wait_until
 
-from cfnc_edge.api import review, stream
+from cfnc_edge.api import InspectOptions, review, stream
 from cfnc_edge.errors import CfncError
 from cfnc_edge.stream.sinks.web import WebSink
 from cfnc_edge.stream.sources import IterableSource
@@ -87,8 +87,8 @@ def test_the_live_page_updates_counts_match_and_good_saves_the_frame(tiny_bundle
     threshold = float(np.median(tiny_bundle.manifest["threshold"]["good_scores"]))  # about half the frames flagged
     frames = Paced(synthetic_frames(16), [6, 16])
     sink = {}
-    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "line 1")], backend="torch",
-                           threshold=threshold, output=tmp_path / "v.jsonl", web="127.0.0.1:0",
+    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "line 1")],
+                           inspection=InspectOptions(backend="torch", threshold=threshold), output=tmp_path / "v.jsonl", web="127.0.0.1:0",
                            review=tmp_path / "review", status=io.StringIO(),
                            on_start=lambda r: sink.update(web=next(s for s in r.sinks if isinstance(s, WebSink))))
     wait_until(lambda: "web" in sink and sink["web"].server is not None, what="the page to be served")
@@ -130,8 +130,8 @@ def test_a_non_local_bind_needs_the_token_on_every_request(tiny_bundle, tmp_path
         WebSink("0.0.0.0:0")
     frames = Paced(synthetic_frames(4), [4])
     sink = {}
-    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "cam")], backend="torch",
-                           output=tmp_path / "v.jsonl", web="0.0.0.0:0", web_token="s3cret-token",
+    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "cam")],
+                           inspection=InspectOptions(backend="torch"), output=tmp_path / "v.jsonl", web="0.0.0.0:0", web_token="s3cret-token",
                            status=io.StringIO(),
                            on_start=lambda r: sink.update(web=next(s for s in r.sinks if isinstance(s, WebSink))))
     wait_until(lambda: "web" in sink and sink["web"].server is not None, what="the page to be served")
@@ -159,8 +159,8 @@ def test_a_non_local_bind_needs_the_token_on_every_request(tiny_bundle, tmp_path
 def test_local_page_checks_host_and_takes_reviews_only_as_json(tiny_bundle, tmp_path):
     frames = Paced(synthetic_frames(4), [4])
     sink = {}
-    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "cam")], backend="torch",
-                           output=tmp_path / "v.jsonl", web=0, review=tmp_path / "rev", status=io.StringIO(),
+    t, out = run_in_thread(bundle=tiny_bundle.path, sources=[IterableSource(frames, "cam")],
+                           inspection=InspectOptions(backend="torch"), output=tmp_path / "v.jsonl", web=0, review=tmp_path / "rev", status=io.StringIO(),
                            on_start=lambda r: sink.update(web=next(s for s in r.sinks if isinstance(s, WebSink))))
     wait_until(lambda: "web" in sink and sink["web"].server is not None, what="the page to be served")
     base = f"http://127.0.0.1:{sink['web'].port}"
@@ -182,9 +182,9 @@ def test_review_page_over_saved_anomalies_feeds_threshold_and_fit(tiny_bundle, t
     from cfnc_edge.bundle import Bundle
 
     saved = tmp_path / "anomalies"
-    stream(tiny_bundle.path, [IterableSource(synthetic_frames(8), "line 1")], backend="torch", threshold=1e-6,
-           output=tmp_path / "v.jsonl", save_anomalies=saved)  # every frame flagged and saved
-    server = review(saved, tiny_bundle.path, 0, backend="torch")
+    stream(tiny_bundle.path, [IterableSource(synthetic_frames(8), "line 1")],
+           InspectOptions(backend="torch", threshold=1e-6), output=tmp_path / "v.jsonl", save_anomalies=saved)  # every frame flagged and saved
+    server = review(saved, tiny_bundle.path, 0, inspection=InspectOptions(backend="torch"))
     try:
         browser.get(server.url)
         wait_until(lambda: js(browser, "document.querySelectorAll('#gallery .item').length") == 8, what="8 items")
@@ -205,7 +205,8 @@ def test_review_page_over_saved_anomalies_feeds_threshold_and_fit(tiny_bundle, t
     # the commands the page shows accept the folder: threshold from its images, fit with them beside the data
     copy = tmp_path / "bundle"
     shutil.copytree(tiny_bundle.path, copy, symlinks=True)
-    info = set_threshold(copy, [good], target_fpr=0.4, backend="torch", progress=False)  # 2 images hold 40%
+    info = set_threshold(copy, [good], target_fpr=0.4, inspection=InspectOptions(backend="torch"),
+                         progress=False)  # 2 images hold 40%
     assert info["n"] == 2 and len(info["good_scores"]) == 2
     b = refit(copy, [tiny_data, good], progress=False)
     n_train = len(list((tiny_data / "train" / "good").glob("*.png")))
@@ -219,8 +220,8 @@ def test_cli_review_serves_until_interrupted_and_stream_refuses_an_open_bind(tin
     import sys
 
     saved = tmp_path / "anomalies"
-    stream(tiny_bundle.path, [IterableSource(synthetic_frames(2), "cam")], backend="torch", threshold=1e-6,
-           output=tmp_path / "v.jsonl", save_anomalies=saved)
+    stream(tiny_bundle.path, [IterableSource(synthetic_frames(2), "cam")],
+           inspection=InspectOptions(backend="torch", threshold=1e-6), output=tmp_path / "v.jsonl", save_anomalies=saved)
     p = subprocess.Popen([sys.executable, "-m", "cfnc_edge", "review", str(saved), "--bundle", str(tiny_bundle.path),
                           "--web", "0", "--backend", "torch"], stderr=subprocess.PIPE, text=True)
     try:

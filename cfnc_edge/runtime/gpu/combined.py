@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfnc_edge.runtime.combined import fuse, split_combined
+from cfnc_edge.model.combined_head import split_combined
+from cfnc_edge.runtime.combined import fuse
 from cfnc_edge.runtime.gpu.knn import GpuNearestNeighbour
 from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
 

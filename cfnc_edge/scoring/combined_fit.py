@@ -28,17 +28,19 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle
+from cfnc_edge.bundle import BANK, GAUSSIAN
 from cfnc_edge.model.alignment import ica_angle_degrees
 from cfnc_edge.model.coarse_to_fine import CoarseToFine
-from cfnc_edge.runtime.combined import FUSION_FIELDS, fuse, split_combined
-from cfnc_edge.runtime.distance import CpuMahalanobis
-from cfnc_edge.runtime.knn import CpuNearestNeighbour
-from cfnc_edge.runtime.postprocess import anomaly_maps
+from cfnc_edge.model.combined_head import split_combined
 from cfnc_edge.scoring.crossfit import part_of as crossfit_part_of
 from cfnc_edge.scoring.crossfit import part_rows
 from cfnc_edge.scoring.gaussian_fit import fit_gaussian, heldout_gaussians
+from cfnc_edge.scoring.fitted import FittedScorer
+from cfnc_edge.scoring.inference import Inference
 from cfnc_edge.scoring.memory_bank import MAX_BANK, fit_bank, split_parts
+
+# what the Gaussian's distances, then the bank's, are divided by: the scorer tensor "fusion"
+FUSION_FIELDS = ("gaussian_scale", "bank_scale")
 
 
 def _heads(model: CoarseToFine, images: np.ndarray, batch_size: int):
@@ -54,20 +56,14 @@ def _heads(model: CoarseToFine, images: np.ndarray, batch_size: int):
     return run
 
 
-def _scores(dist: np.ndarray, thetas: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    maps = anomaly_maps(dist, thetas, size)
-    return maps.reshape(len(maps), -1).max(1)
-
-
-def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "ledoit-wolf", eps: float = 0.01,
-                 folds: int | None = None, bank_size: float = 0.1, max_bank: int | None = MAX_BANK, seed: int = 0,
-                 batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None,
-                 weight: float = 0.5):
-    """uint8 good images -> (Gaussian fit, bank tensors with the fusion constants, bank info,
-    cross-fitted fused scores (N,), ICA angles (N,) in degrees, the held-out good images' mean
-    per-position Mahalanobis distance: the Gaussian's compactness figure). `weight`: the
-    Gaussian's share w of the fused map 2 w G / m_G + 2 (1 - w) K / m_K (0.5: equal units;
-    `--recipe auto` chooses it per dataset, selection/evaluate.py)."""
+def fit_combined(model: CoarseToFine, images: np.ndarray, inference: Inference, covariance: str = "ledoit-wolf",
+                 eps: float = 0.01, folds: int | None = None, bank_size: float = 0.1, max_bank: int | None = MAX_BANK,
+                 seed: int = 0, batch_size: int = 32, progress: bool = True, groups: np.ndarray | None = None,
+                 weight: float = 0.5) -> FittedScorer:
+    """uint8 good images -> the Gaussian and the bank tensors with the fusion constants, and the
+    cross-fitted fused scores (held-out mean distance: the Gaussian's compactness figure).
+    `weight`: the Gaussian's share w of the fused map 2 w G / m_G + 2 (1 - w) K / m_K (0.5: equal
+    units; `--recipe auto` chooses it per dataset, selection/evaluate.py)."""
     if not 0 < weight < 1:
         raise ValueError(f"the fusion weight must be in (0, 1), got {weight}")
     model.eval()
@@ -85,12 +81,12 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
     parts = split_parts(n, info["part_images"], info["seed"], groups)
     part_of = crossfit_part_of(parts, n)
     rows = part_rows(tensors["part"], len(parts))  # part j held out: the deployed bank less these rows
-    nn = CpuNearestNeighbour(tensors["bank"], tensors["center"])
+    nn = inference.nearest(tensors["bank"], tensors["center"])
     gauss, bank = np.empty((n, h, w), np.float32), np.empty((n, sh, sw), np.float32)
     thetas = np.empty((n, 2, 3), np.float32)
     # leave-one-out: all images in one pass under the fitted Gaussian; folds: a pass per fold
     held = ([(np.arange(n), None)] if fit.leave_one_out else
-            ((idx, CpuMahalanobis(mean, factor)) for idx, mean, factor in heldout_gaussians(fit)))
+            ((idx, inference.mahalanobis(mean, factor, "fp32")) for idx, mean, factor in heldout_gaussians(fit)))
     for idx, maha in tqdm(held, total=1 if fit.leave_one_out else len(fit.folds), desc="cross-fit",
                           disable=not progress, unit="pass", leave=False):
         for sel, proj, pooled, th in heads(idx):
@@ -99,23 +95,15 @@ def fit_combined(model: CoarseToFine, images: np.ndarray, covariance: str = "led
                 mine = part_of[sel] == j
                 bank[sel[mine]] = nn(pooled[mine], skip=rows[j])
     # each scorer alone, as inference maps it (the bank's distances resized onto the Gaussian's grid as fused)
-    fusion = np.array([_scores(gauss, thetas, size).mean() / (2 * weight),
-                       _scores(fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean() / (2 * (1 - weight))])
-    fused = _scores(fuse(gauss, bank, fusion), thetas, size)
+    scores = inference.image_scores
+    fusion = np.array([scores(gauss, thetas, size).mean() / (2 * weight),
+                       scores(inference.fuse(np.zeros_like(gauss), bank, np.ones(2)), thetas, size).mean()
+                       / (2 * (1 - weight))])
+    fused = scores(inference.fuse(gauss, bank, fusion), thetas, size)
     tensors = {**tensors, "fusion": fusion, "pooled_shape": np.array([sh, sw], np.int64)}
     info = {"kind": "combined", "rule": "sum of each distance / mean held-out good image score, weighted",
             "weight": weight,
             "fusion": dict(zip(FUSION_FIELDS, map(float, fusion))), "bank": info}
-    angles = ica_angle_degrees(thetas)
-    return fit, tensors, info, fused, angles, float(gauss.mean())
-
-
-def write_combined_model(bundle: Bundle, model: CoarseToFine, fit, tensors: dict[str, np.ndarray], info: dict,
-                         **manifest) -> None:
-    """Weights, the Gaussian and the bank (with the fusion constants) into the bundle."""
-    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    bundle.write({WEIGHTS: Bundle.tensor_bytes(weights),
-                  GAUSSIAN: Bundle.tensor_bytes({"mean": fit.mean.astype(np.float32),
-                                                 "factor": fit.factor.astype(np.float32)}),
-                  BANK: Bundle.tensor_bytes(tensors)},
-                 model=model.cfg.to_dict(), scorer=info, gaussian=fit.summary(), **manifest)
+    return FittedScorer(files={GAUSSIAN: fit.tensors(), BANK: tensors},
+                        manifest={"scorer": info, "gaussian": fit.summary()}, heldout=fused, angles=ica_angle_degrees(thetas), heldout_distance=float(gauss.mean()),
+                        threshold={"method": "cross-fit"})
