@@ -49,3 +49,44 @@ def test_a_manifest_edited_to_another_input_size_is_a_bundle_error(tiny_bundle, 
     _save(b)
     with pytest.raises(BundleError, match="manifest and files disagree"):
         Inspector(dest, backend="torch")([FRAME])
+
+
+# ---- links and paths that lead a bundle elsewhere (small fake bundles: no model) ----
+MODEL = {"backbone": "efficientnet-lite0", "image_size": 64, "feature_dim": 16}
+
+
+def _commit(root, value):
+    b = Bundle.open(root) if (root / "current").exists() else Bundle(root)
+    b.write({"weights.safetensors": b"w%g" % value}, model=MODEL, threshold={"value": value})
+
+
+def test_a_current_link_to_another_bundles_version_is_refused(tmp_path):
+    # it was read silently: another model under this bundle's name
+    _commit(tmp_path / "a", 1.0)
+    _commit(tmp_path / "other", 2.0)
+    (tmp_path / "a" / "current").unlink()
+    (tmp_path / "a" / "current").symlink_to(tmp_path / "other" / "versions" / "000001")
+    with pytest.raises(BundleError, match="not to a version of this bundle"):
+        Bundle.open(tmp_path / "a")
+
+
+def test_a_bundle_reached_through_a_link_still_opens(tmp_path):
+    _commit(tmp_path / "a", 1.0)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    assert Bundle.open(tmp_path / "link").threshold == 1.0
+
+
+@pytest.mark.parametrize("inside", ["versions/000001", "current"])
+def test_writing_a_bundle_into_a_version_of_another_is_refused(tmp_path, inside):
+    # `train -o bundle/versions/000001` made the version a bundle of its own and
+    # replaced its files by links: the old bundle no longer opened
+    _commit(tmp_path / "a", 1.0)
+    with pytest.raises(BundleError, match="is a version inside the bundle"):
+        _commit(tmp_path / "a" / inside, 2.0)
+    assert Bundle.open(tmp_path / "a").threshold == 1.0
+
+
+def test_a_bundle_folder_that_is_a_file_is_a_bundle_error(tmp_path):
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(BundleError, match="cannot make the bundle folder"):
+        _commit(tmp_path / "f.png", 1.0)
