@@ -60,7 +60,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     An unreadable image yields {"path", "error"} and the run goes on
     (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
     a `cfnc-edge serve` server (`model`: its model name)."""
-    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
+    check(batch_size=batch_size, threshold=threshold, on_error=on_error, tile_overlap=tile_overlap)
     paths = expand_inputs(inputs)
     if server is not None:
         from cfnc_edge.api.serving import connect
@@ -103,6 +103,6 @@ def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str
 
     Every image and mask is read before anything is computed; unusable ones are
     skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
-    check(batch_size=batch_size, threshold=threshold, on_error=on_error)
+    check(batch_size=batch_size, threshold=threshold, on_error=on_error, tile_overlap=tile_overlap)
     return _evaluate(Inspector(bundle, backend, precision, threshold, tile, tile_overlap), data_root, out, batch_size,
                      progress=progress, on_error=on_error)
