@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from cfnc_edge.errors import DataError
 
@@ -28,11 +30,32 @@ def parse_size(text: str | int) -> list[int] | None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read any image as 8-bit BGR (grayscale and alpha are converted)."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    """Read any image as 8-bit BGR (grayscale and alpha are converted).
+
+    A JPEG is decoded by Pillow, which refuses one cut short: OpenCV decodes it
+    with only a warning on stderr, the missing rows gray, and that image would
+    be scored (or trained on) as if it were the part."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if data[:3] == b"\xff\xd8\xff":
+        return to_bgr(_decode_jpeg(data, path), source=str(path))
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise DataError(f"cannot read image {path}: missing, empty or not an image file")
+        raise DataError(f"cannot read image {path}: empty or not an image file")
     return to_bgr(img, source=str(path))
+
+
+def _decode_jpeg(data: bytes, path) -> np.ndarray:
+    """JPEG bytes -> gray or BGR uint8 (the pixels OpenCV gives: both decode with libjpeg-turbo)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im if im.mode in ("L", "RGB") else im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow's "truncated", "broken data stream", ...
+        raise DataError(f"cannot read image {path}: damaged JPEG ({exc})") from None
+    return rgb if rgb.ndim == 2 else np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def to_bgr(img: np.ndarray, source: str = "frame") -> np.ndarray:

@@ -35,7 +35,7 @@ class InspectOptions:
     tile_overlap: float = 0.0
 
     def __post_init__(self):
-        check(backend=self.backend, precision=self.precision, threshold=self.threshold)
+        check(backend=self.backend, precision=self.precision, threshold=self.threshold, tile_overlap=self.tile_overlap)
 
     def inspector(self, bundle: Bundle | Path | str) -> Inspector:
         return Inspector(bundle, self.backend, self.precision, self.threshold, self.tile, self.tile_overlap)

@@ -177,7 +177,7 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           lr_heads=train_cfg.lr_heads, lr_backbone=train_cfg.lr_backbone, seed=train_cfg.seed,
           covariance=covariance, eps=eps, folds=folds, budget=budget,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
-          device=device)
+          device=device, bank_size=bank_size, max_bank=max_bank, tile_overlap=tile_overlap)
     selection = None
     if auto:
         if factor_precision != "fp32" and scorer is None:  # a compressed factor is the Gaussian's alone
@@ -329,7 +329,8 @@ def refit(bundle_path: Path | str, data_root: Path | str, covariance: str | None
     `factor_precision` and `target_fpr` default to the bundle's; the factor is checked again.
     training.png is redrawn with the new threshold and compactness."""
     check(covariance=covariance, eps=eps, folds=folds, target_fpr=target_fpr, threshold=threshold,
-          batch_size=batch_size, factor_precision=factor_precision, device=device, head=head)
+          batch_size=batch_size, factor_precision=factor_precision, device=device, head=head,
+          bank_size=bank_size, max_bank=max_bank)
     torch_device = resolve_device(device)
     bundle = Bundle.open(bundle_path)
     scorer = scorer or bundle.scorer

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from cfnc_edge.bundle.schema import MAX_SIDE
+from cfnc_edge.data.tiling import MAX_OVERLAP
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import parse_size
 from cfnc_edge.runtime.backends import BACKENDS
@@ -49,12 +51,18 @@ def _choice(flag: str, options: tuple[str, ...]) -> Rule:
 RULES = {
     "feature_dim": _int_at_least("--dim", 1),
     # checked side by side for [h, w] (check() walks lists)
-    "image_size": Rule("--image-size", lambda v: _integer(v) and v >= 16 and v % 4 == 0,
-                       "S or HxW, each side an integer of at least 16 and a multiple of 4 (features are at stride 4)"),
+    "image_size": Rule("--image-size", lambda v: _integer(v) and 16 <= v <= MAX_SIDE and v % 4 == 0,
+                       f"S or HxW, each side an integer from 16 to {MAX_SIDE} and a multiple of 4 (features are at "
+                       "stride 4; larger frames: --tile)"),
     "epochs": _int_at_least("--epochs", 0),
     "batch_size": _int_at_least("--batch-size", 1),
     "batch": _int_at_least("--batch", 1),
     "lr": _positive("--lr"),
+    # also where no --tile is given: a bad value is a typo, not something to ignore
+    "tile_overlap": Rule("--tile-overlap", lambda v: _number(v) and 0 <= v <= MAX_OVERLAP,
+                         f"a fraction from 0 to {MAX_OVERLAP}"),
+    "bank_size": _positive("--bank-size"),
+    "max_bank": _int_at_least("--max-bank", 0),
     "lr_ica": _positive("--lr-ica"),
     "eps": _positive("--eps"),
     "steps": _int_at_least("--steps", 0),

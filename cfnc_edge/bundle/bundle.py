@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save as save_np
 
@@ -148,7 +149,11 @@ class Bundle:
         return name in self.manifest.get("files", {})
 
     def tensors(self, name: str) -> dict[str, np.ndarray]:
-        return load_np(str(self.verify(name)))
+        path = self.verify(name)
+        try:
+            return load_np(str(path))
+        except SafetensorError as exc:  # its checksum matched: the manifest was re-hashed over a bad file
+            raise BundleError(f"{self.path}: {name} is not a safetensors file ({exc}); re-create the bundle") from None
 
     @property
     def model_config(self) -> dict:

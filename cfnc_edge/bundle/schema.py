@@ -19,7 +19,10 @@ from cfnc_edge.errors import BundleError
 # a/b.c, at most one folder deep (engines/...); no "..", no absolute paths, no hidden names
 FILE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)?$"
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
-SIDE = {"type": "integer", "minimum": 16, "multipleOf": 4}
+# a model input side; the Gaussian of a larger input would not fit in memory
+# (positions = (side / 4)^2, each with a d x d factor): larger frames are tiled (--tile)
+MAX_SIDE = 2048
+SIDE = {"type": "integer", "minimum": 16, "maximum": MAX_SIDE, "multipleOf": 4}
 
 SCHEMA = {
     "type": "object",

@@ -41,7 +41,12 @@ def resolve(root: Path) -> Path:
     root itself (a bundle written before versioning, or a version folder)."""
     link = root / CURRENT
     if link.exists():
-        return Path(os.path.realpath(link))
+        target = Path(os.path.realpath(link))
+        if link.is_symlink() and target.parent != Path(os.path.realpath(root / VERSIONS)):
+            # another bundle's state would be read under this bundle's name
+            raise BundleError(f"{link} points to {target}, not to a version of this bundle in {root / VERSIONS}; "
+                              "re-create the bundle or restore it with `cfnc-edge bundle rollback`")
+        return target
     if root.is_symlink():  # <bundle>/current given directly: pin the version it names now
         return Path(os.path.realpath(root))
     return root
@@ -61,7 +66,16 @@ def _versions(root: Path) -> list[Path]:
 @contextmanager
 def writer_lock(root: Path):
     """Hold the bundle's exclusive writer lock (re-entrant within a thread)."""
-    root.mkdir(parents=True, exist_ok=True)
+    real = Path(os.path.realpath(root))
+    if real.parent.name == VERSIONS and (real.parent.parent / CURRENT).exists():
+        # written as a bundle of its own, it would turn the version's files into links: the bundle is lost
+        raise BundleError(f"{root} is a version inside the bundle {real.parent.parent}; write to that "
+                          "bundle folder itself, or to a new folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, or a folder we may not write
+        raise BundleError(f"cannot make the bundle folder {root}: {exc.strerror or exc}; "
+                          "choose another --out") from None
     # one lock object per path and process, so nested holders share it
     lock = FileLock(root / LOCK, timeout=0, is_singleton=True)
     try:

@@ -27,6 +27,9 @@ from cfnc_edge.errors import CfncError
 from cfnc_edge.images import as_hw, parse_size, to_bgr
 
 MAX_OVERLAP = 0.9
+# tiles of one frame, all run as one batch: more would exhaust memory or run for
+# hours (--tile 1 cut a 96 px frame into 9216 tiles, each scaled up to a model input)
+MAX_TILES = 4096
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,10 @@ def cut(frame: np.ndarray, model_hw: tuple[int, int], tiling: Tiling) -> tuple[l
     th, tw = tiling.size or (h, w)
     fh, fw = frame.shape[:2]
     sh, sw = max(1, int(round(fh * h / th))), max(1, int(round(fw * w / tw)))
+    count = len(starts(sh, h, tiling.overlap)) * len(starts(sw, w, tiling.overlap))
+    if count > MAX_TILES:
+        raise CfncError(f"a {fw}x{fh} frame cut into tiles of {tw}x{th} pixels with overlap {tiling.overlap} "
+                        f"makes {count} tiles, more than {MAX_TILES}: use a larger --tile or less --tile-overlap")
     if (sh, sw) != (fh, fw):
         interp = cv2.INTER_AREA if sh < fh and sw < fw else cv2.INTER_LINEAR
         frame = cv2.resize(frame, (sw, sh), interpolation=interp)

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from cfnc_edge.errors import BundleError
 from cfnc_edge.runtime import cpu_kernel
 from cfnc_edge.scoring.factor import Factor
 from cfnc_edge.scoring.packing import unpack
@@ -83,9 +84,7 @@ class CpuMahalanobis:
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """features (B, d, h, w) -> distances (B, h, w), float32."""
         b, d, h, w = features.shape
-        if d != self.dim or h * w != self.positions:
-            raise ValueError(f"features are {d}x{h}x{w}, the Gaussian expects {self.dim} channels "
-                             f"at {self.positions} positions")
+        check_shape((d, h, w), self.dim, self.positions)
         feats = np.ascontiguousarray(features, dtype=np.float32).reshape(b, d, h * w)
         out = np.empty((b, h * w), dtype=np.float32)
         run = self._kernel_chunk if self.kernel is not None else self._numpy_chunk
@@ -95,6 +94,16 @@ class CpuMahalanobis:
         else:
             run(0, feats, out)
         return np.sqrt(out, out=out).reshape(b, h, w)
+
+
+def check_shape(dhw: tuple[int, int, int], dim: int, positions: int) -> None:
+    """The model's features must be what the bundle's Gaussian was fitted on: they
+    differ only when the manifest was edited or files come from different bundles."""
+    d, h, w = dhw
+    if d != dim or h * w != positions:
+        raise BundleError(f"the model gives {d}x{h}x{w} features but the bundle's Gaussian expects {dim} channels "
+                          f"at {positions} positions: its manifest and files disagree (edited, or from different "
+                          "bundles); re-create it or `cfnc-edge bundle rollback`")
 
 
 def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:

@@ -43,7 +43,8 @@ class Inspection:
 
     @property
     def anomalous(self) -> bool | None:
-        return None if self.threshold is None else bool(self.score > self.threshold)
+        # NaN (a damaged scorer, an fp16 overflow) fails the part: `score > threshold` would pass it
+        return None if self.threshold is None else not self.score <= self.threshold
 
     @property
     def normalized_score(self) -> float | None:

@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from cfnc_edge.errors import CfncError
-from cfnc_edge.images import IMAGE_SUFFIXES, list_images, to_bgr
+from cfnc_edge.errors import CfncError, DataError
+from cfnc_edge.images import IMAGE_SUFFIXES, list_images, read_image, to_bgr
 
 
 class CorruptFrame(Exception):
@@ -153,10 +153,10 @@ class FolderSource:
             return None
         i = self.next_index
         self.next_index += 1
-        frame = cv2.imread(str(self.paths[i]), cv2.IMREAD_UNCHANGED)
-        if frame is None:
-            raise CorruptFrame(f"{self.paths[i]}")
-        return i, to_bgr(frame, source=str(self.paths[i]))
+        try:
+            return i, read_image(self.paths[i])
+        except DataError as exc:
+            raise CorruptFrame(str(exc)) from None
 
     def frame_name(self, index: int) -> str:
         return self.paths[index].stem

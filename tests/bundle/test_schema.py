@@ -35,6 +35,8 @@ BAD = {
     "model missing": (lambda m: m.pop("model"), "'model' is a required property"),
     "extra model key": (lambda m: m["model"].update(wings=2), "field model: unknown key"),
     "image size 0": (lambda m: m["model"].update(image_size=0), "field model.image_size"),
+    # an edited manifest asked for a 120 GB input buffer (hostile probe, issue 22)
+    "image size 100000": (lambda m: m["model"].update(image_size=100000), "field model.image_size"),
     "feature dim a float": (lambda m: m["model"].update(feature_dim=1.5), "field model.feature_dim"),
     "eps negative": (lambda m: m["gaussian"].update(eps=-1), "field gaussian.eps"),
     "manifest a list": (lambda m: "[1, 2]", "field (top level)"),

@@ -52,6 +52,15 @@ BAD = [
     ("bench", ["--batch", "0"], "--batch must be"),
     ("bench", ["--repeats", "0"], "--repeats must be"),
     ("demo", ["--image-size", "0"], "--image-size must be"),
+    # found by the hostile probe (issue 22, item 4): these ran, or died in a traceback or out of memory
+    ("train", ["--image-size", "100000"], "from 16 to 2048"),
+    ("train", ["--bank-size", "-1"], "--bank-size must be a finite number above 0"),
+    ("train", ["--bank-size", "nan"], "--bank-size must be"),
+    ("train", ["--max-bank", "-5"], "--max-bank must be an integer of at least 0"),
+    ("train", ["--recipe", "paper", "--tile-overlap", "1"], "--tile-overlap must be a fraction from 0 to 0.9"),
+    ("fit", ["--bank-size", "0"], "--bank-size must be"),
+    ("infer", ["--tile-overlap", "nan"], "--tile-overlap must be"),
+    ("eval", ["--tile-overlap", "-0.5"], "--tile-overlap must be"),
 ]
 
 

@@ -117,3 +117,9 @@ def test_training_on_tiles_fits_tile_positions_and_tiles_inspection(tiny_data, t
     resumed = train(tiny_data, tmp_path / "b", resume=True, progress=False)
     assert resumed.manifest["tiling"] == b.manifest["tiling"]
     assert resumed.manifest["data"]["fit_tiles"] == b.manifest["data"]["fit_tiles"]
+
+
+def test_a_tile_so_small_it_makes_thousands_of_tiles_is_refused_at_once():
+    # --tile 1 on a 96 px frame ran for minutes: 9216 tiles, each scaled up to a model input
+    with pytest.raises(CfncError, match="makes 9216 tiles, more than 4096: use a larger --tile"):
+        cut(np.zeros((96, 96, 3), np.uint8), (64, 64), Tiling((1, 1)))

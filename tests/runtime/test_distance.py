@@ -4,7 +4,7 @@ precisions, against float64 on random problems, and the per-bundle setting."""
 import numpy as np
 import pytest
 
-from cfnc_edge.errors import CfncError
+from cfnc_edge.errors import BundleError, CfncError
 from cfnc_edge.runtime import cpu_kernel
 from cfnc_edge.runtime.distance import CpuMahalanobis, blocked
 from cfnc_edge.scoring.factor import compress, gaussian_tensors
@@ -70,7 +70,7 @@ def test_gaussian_tensors_and_unknown_precision(rng):
 
 def test_wrong_feature_shape_is_refused(rng):
     packed, mean, _ = random_problem(rng, 1, 8, 6)
-    with pytest.raises(ValueError, match="expects 8 channels at 6 positions"):
+    with pytest.raises(BundleError, match="expects 8 channels at 6 positions"):
         CpuMahalanobis(mean, packed.astype(np.float32))(np.zeros((1, 8, 2, 2), np.float32))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cfnc_edge.errors import CfncError
+from cfnc_edge.runtime.distance import check_shape
 from cfnc_edge.runtime.postprocess import BLUR_SIGMA, anomaly_maps_ndimage
 from cfnc_edge.scoring.factor import compress
 
@@ -55,9 +56,7 @@ class GpuMahalanobis:
 
         feats = cp.ascontiguousarray(cp.asarray(features, dtype=cp.float32))
         b, d, h, w = feats.shape
-        if d != self.dim or h * w != self.positions:
-            raise ValueError(f"features are {d}x{h}x{w}, the Gaussian expects {self.dim} channels "
-                             f"at {self.positions} positions")
+        check_shape((d, h, w), self.dim, self.positions)
         out = cp.empty((b, h * w), dtype=cp.float32)
         top = BATCH_TEMPLATES[-1]
         for b0 in range(0, b, top):

@@ -1,0 +1,56 @@
+"""Damaged and odd image files, as a user's folder may hold them."""
+
+import cv2
+import numpy as np
+import pytest
+
+from cfnc_edge.errors import DataError
+from cfnc_edge.images import read_image
+from cfnc_edge.stream.sources import CorruptFrame, FolderSource
+
+
+def _jpeg(path, rng, gray=False):
+    img = rng.integers(0, 256, (48, 64) if gray else (48, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(path), cv2.GaussianBlur(img, (5, 5), 0))
+    return path
+
+
+def test_a_truncated_jpeg_is_refused_not_scored_as_gray_rows(tmp_path, rng):
+    # OpenCV alone decodes this file "successfully" (a warning on stderr, the
+    # missing rows gray): it was scored and trained on as if it were the part
+    whole = _jpeg(tmp_path / "whole.jpg", rng).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="cut.jpg.*damaged JPEG"):
+        read_image(cut)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_a_whole_jpeg_decodes_to_the_pixels_opencv_gives(tmp_path, rng, gray):
+    path = _jpeg(tmp_path / "a.jpg", rng, gray)
+    expected = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_a_jpeg_named_png_is_still_checked(tmp_path, rng):
+    whole = _jpeg(tmp_path / "a.jpg", rng).read_bytes()
+    (tmp_path / "b.png").write_bytes(whole[:-200])
+    with pytest.raises(DataError, match="damaged JPEG"):
+        read_image(tmp_path / "b.png")
+
+
+def test_a_folder_named_like_an_image_is_a_data_error(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(DataError, match="x.png"):
+        read_image(tmp_path / "x.png")
+
+
+def test_a_folder_source_skips_a_truncated_jpeg_as_a_corrupt_frame(tmp_path, rng):
+    _jpeg(tmp_path / "0.jpg", rng)
+    whole = _jpeg(tmp_path / "1.jpg", rng).read_bytes()
+    (tmp_path / "1.jpg").write_bytes(whole[: len(whole) // 2])
+    src = FolderSource(tmp_path)
+    src.open()
+    assert src.read()[1].shape == (48, 64, 3)
+    with pytest.raises(CorruptFrame, match="1.jpg"):
+        src.read()
