@@ -24,7 +24,7 @@ from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.artefacts import WEIGHTS_KEY, check_exported_from, onnx_file
 from cfnc_edge.runtime.backends.base import HostBackend
-from cfnc_edge.runtime.knn_openvino import available as openvino_available
+from cfnc_edge.runtime.knn_openvino import available as openvino_available  # noqa: F401 (callers import it here)
 
 INT8_FILES = ("openvino-int8.xml", "openvino-int8.bin")  # written by `calibrate` when NNCF is installed
 PRECISIONS = ("fp32", "int8")
