@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import cv2
 
@@ -15,7 +17,21 @@ from cfnc_edge.images import list_images, read_image
 from cfnc_edge.report.evaluate import EvalResult
 from cfnc_edge.report.evaluate import evaluate as _evaluate
 from cfnc_edge.report.visualize import heat_scale, panel
+from cfnc_edge.runtime.backends import export_hint
 from cfnc_edge.runtime.inspector import Inspector
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _inspector(bundle, backend: str, log: Callable[[str], None], *args) -> Inspector:
+    """The Inspector for `bundle` on `backend`, saying (`log`) how to make `auto` faster when it could be."""
+    insp = Inspector(bundle, backend, *args)
+    hint = export_hint(insp.bundle, backend, insp.backend)
+    if hint:
+        log(hint)
+    return insp
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -53,7 +69,7 @@ def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
 def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None, backend: str = "auto",
                 precision: str = "fp32", threshold: float | None = None, batch_size: int = 8,
                 on_error: str = "skip", server: str | None = None, model: str | None = None,
-                tile=None, tile_overlap: float = 0.0):
+                tile=None, tile_overlap: float = 0.0, log: Callable[[str], None] = _stderr):
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set).
     `tile`, `tile_overlap`: tile large frames, one map and verdict each (see `Inspector`).
 
@@ -69,7 +85,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     elif bundle is None:
         raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
     else:
-        insp = Inspector(bundle, backend, precision, threshold, tile, tile_overlap)
+        insp = _inspector(bundle, backend, log, precision, threshold, tile, tile_overlap)
     heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
         chunk, frames = [], []
@@ -97,12 +113,13 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
 def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str | None = None,
              backend: str = "auto", precision: str = "fp32", threshold: float | None = None,
              batch_size: int = 8, progress: bool = True, on_error: str = "skip", tile=None,
-             tile_overlap: float = 0.0) -> EvalResult:
+             tile_overlap: float = 0.0, log: Callable[[str], None] = _stderr) -> EvalResult:
     """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`).
     `tile`, `tile_overlap`: tile large frames (see `Inspector`); masks are compared at the map's size.
 
     Every image and mask is read before anything is computed; unusable ones are
-    skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
+    skipped and listed in `result.skipped` (`on_error="fail"` raises instead).
+    `log` gets a one-line hint when `auto` runs on PyTorch for want of an export."""
     check(batch_size=batch_size, threshold=threshold, on_error=on_error)
-    return _evaluate(Inspector(bundle, backend, precision, threshold, tile, tile_overlap), data_root, out, batch_size,
-                     progress=progress, on_error=on_error)
+    return _evaluate(_inspector(bundle, backend, log, precision, threshold, tile, tile_overlap), data_root, out,
+                     batch_size, progress=progress, on_error=on_error)
