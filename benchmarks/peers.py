@@ -14,10 +14,14 @@ random good images:
 - AnomaVision 3.6 `Padim.predict` (layers 1-3, feat_dim 100) plus its
   `adaptive_gaussian_blur` (kernel 33, sigma 4, as its detect.py does);
 - this project's Inspector, PaDiM configuration (ResNet-18, --no-ica
-  --no-fca --no-noncontrastive, d = 100), on each CPU backend; the default
-  backbone (EfficientNet-Lite0) with the Gaussian; and the default recipe
-  (Lite0, the combined scorer: Gaussian + bank); with OpenVINO also with the
-  int8 whitening factor, and with OpenVINO's INT8 (NNCF) features plus the
+  --no-fca --no-noncontrastive, d = 100), on each CPU backend; and what the
+  default recipe (`--recipe auto`) deploys, one row per configuration it
+  chose on the sets measured (selection-study.md): Lite0 at 224 px with the
+  Gaussian or the combined scorer (magnetic-tile), Lite0 at 320 px with the
+  memory bank (screw; the 224 px frame is resized to 320 as any frame is);
+  the bank is searched by OpenVINO wherever it is installed (runtime/knn.py),
+  so also on the onnxruntime rows of the combined scorer, and in the graph
+  for the memory bank alone; with OpenVINO also with the int8 whitening factor, and with OpenVINO's INT8 (NNCF) features plus the
   int8 factor (calibrated on the same random frames; the peers stay fp32,
   so those rows trade accuracy for speed: accuracy-precisions.md gives the
   cost on real data).
@@ -188,12 +192,12 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         good.mkdir(parents=True)
         for i, f in enumerate(fit_images(np.random.default_rng(0))):
             cv2.imwrite(str(good / f"{i:03d}.png"), f[:, :, ::-1])
-    # the default recipe (None, None: what `train` does with no method named) and the default
-    # backbone with the Gaussian alone (issue 12's <= 10 ms goal is for the default backbone)
-    configs = {"resnet18-padim": (ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False),
-                                  TrainConfig(epochs=0, noncontrastive=False)),
-               "lite0-padim": (ModelConfig(ica=False, fca=False), TrainConfig(epochs=0, noncontrastive=False)),
-               "default-recipe": (None, None)}
+    # what --recipe auto deploys, each configuration fixed (the search itself would
+    # choose on random frames): (model, scorer); nothing trains
+    configs = {"resnet18-padim": (ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False), "gaussian"),
+               "lite0-224-gaussian": (ModelConfig(ica=False, fca=False), "gaussian"),
+               "lite0-224-combined": (ModelConfig(ica=False, fca=False, head="combined"), "combined"),
+               "lite0-320-knn": (ModelConfig(ica=False, fca=False, head="pooled", image_size=320), "knn")}
     random_r18 = work / "resnet18-random.pth"  # "ImageNet weights" that are random, as the peers get
     if not random_r18.exists():
         import torch
@@ -202,12 +206,12 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         torch.manual_seed(0)
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), random_r18)
     out = {}
-    for name, (mcfg, tcfg) in configs.items():
+    for name, (mcfg, scorer) in configs.items():
         path = work / name
         if not (path / "model.onnx").exists():
             log(f"building the {name} bundle in {path}")
-            bundle = train(data, path, mcfg, tcfg, progress=False,
-                           weights=random_r18 if mcfg is not None and mcfg.backbone == "resnet18" else None)
+            bundle = train(data, path, mcfg, TrainConfig(epochs=0, noncontrastive=False), progress=False,
+                           scorer=scorer, weights=random_r18 if mcfg.backbone == "resnet18" else None)
             export(bundle, log=log)
         if name == "resnet18-padim" and nncf_available() and not (path / "openvino-int8.xml").exists():
             calibrate(path, n=N_FIT, log=log)
@@ -262,12 +266,13 @@ def main() -> None:
     runs = [("torch", "fp32", "fp32"), ("onnxruntime", "fp32", "fp32")]
     if openvino_available():
         runs += [("openvino", "fp32", "fp32"), ("openvino", "fp32", "int8")]
-    for name, label in (("resnet18-padim", "ResNet-18 PaDiM"), ("lite0-padim", "default backbone, Gaussian"),
-                        ("default-recipe", "defaults (combined scorer)")):
+    for name, label in (("resnet18-padim", "ResNet-18 PaDiM"), ("lite0-224-gaussian", "auto: Lite0@224 gaussian"),
+                        ("lite0-224-combined", "auto: Lite0@224 combined"), ("lite0-320-knn", "auto: Lite0@320 knn")):
         bundle = bundles[name]
         for be, precision, factor in runs + ([("openvino", "int8", "int8")]
                                              if (bundle / "openvino-int8.xml").exists() else []):
-            if (name != "resnet18-padim" and be == "torch") or (name == "default-recipe" and factor != "fp32"):
+            # the factor precision is the Gaussian's: no such rows for the bank alone
+            if (name != "resnet18-padim" and be == "torch") or (name == "lite0-320-knn" and factor != "fp32"):
                 continue
             extra = f", {precision} features" * (precision != "fp32") + f", {factor} factor" * (factor != "fp32")
             specs.append((f"cfnc-edge {label}, {be}{extra}", me + ["cfnc", str(bundle), be, precision, factor]))
@@ -300,6 +305,8 @@ def main() -> None:
     for k, v in p50.items():
         ratios = [f"{ref[n] / med[k]:.2f}x" if ref[n] else "n/a" for n in ("anomalib", "anomavision")]
         lines.append(f"| {k} | {', '.join(f'{x:.1f}' for x in v)} | {med[k]:.1f} | {' | '.join(ratios)} |")
+    banks = {n: json.loads((bundles[n] / "manifest.json").read_text())["scorer"].get("bank_size") for n in bundles}
+    lines += ["", "Bank rows: " + ", ".join(f"{n} {m}" for n, m in banks.items() if m) + "."]
     if problems:
         lines += ["", "Not measured:", *[f"- {p}" for p in problems]]
     a.out.write_text("\n".join(lines) + "\n")

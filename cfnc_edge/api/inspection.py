@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 
@@ -16,7 +18,12 @@ from cfnc_edge.images import list_images, read_image
 from cfnc_edge.report.evaluate import EvalResult
 from cfnc_edge.report.evaluate import evaluate as _evaluate
 from cfnc_edge.report.visualize import heat_scale, panel
+from cfnc_edge.runtime.backends import export_hint
 from cfnc_edge.runtime.inspector import Inspector
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,14 @@ class InspectOptions:
     def __post_init__(self):
         check(backend=self.backend, precision=self.precision, threshold=self.threshold, tile_overlap=self.tile_overlap)
 
-    def inspector(self, bundle: Bundle | Path | str) -> Inspector:
-        return Inspector(bundle, self.backend, self.precision, self.threshold, self.tile, self.tile_overlap)
+    def inspector(self, bundle: Bundle | Path | str, log: Callable[[str], None] | None = None) -> Inspector:
+        """The Inspector these options make; `log` gets a one-line hint when `auto`
+        runs on PyTorch for want of an export (runtime/backends.export_hint)."""
+        insp = Inspector(bundle, self.backend, self.precision, self.threshold, self.tile, self.tile_overlap)
+        hint = export_hint(insp.bundle, self.backend, insp.backend) if log else None
+        if hint:
+            log(hint)
+        return insp
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -75,7 +88,8 @@ def heatmap_names(paths: list[Path]) -> dict[Path, Path]:
 
 def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None = None,
                 inspection: InspectOptions | None = None, batch_size: int = 8, on_error: str = "skip",
-                server: str | None = None, model: str | None = None):
+                server: str | None = None, model: str | None = None,
+                log: Callable[[str], None] = _stderr):
     """Yield one dict per image: path, score, verdict (and heatmap file if out is set),
     inspected as `inspection` says (backend, precision, threshold, tiling; default InspectOptions()).
 
@@ -91,7 +105,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     elif bundle is None:
         raise CfncError("give --bundle PATH, or --server grpc://HOST:PORT to score on a server")
     else:
-        insp = (inspection or InspectOptions()).inspector(bundle)
+        insp = (inspection or InspectOptions()).inspector(bundle, log)
     heatmaps = heatmap_names(paths) if out is not None else {}
     for i in range(0, len(paths), batch_size):
         chunk, frames = [], []
@@ -118,12 +132,13 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
 
 def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str | None = None,
              inspection: InspectOptions | None = None, batch_size: int = 8, progress: bool = True,
-             on_error: str = "skip") -> EvalResult:
+             on_error: str = "skip", log: Callable[[str], None] = _stderr) -> EvalResult:
     """Image AUROC, pixel AUROC and PRO of a bundle on an MVTec-layout test set (report in `out`),
     inspected as `inspection` says (default InspectOptions()); tiled, masks are compared at the map's size.
 
     Every image and mask is read before anything is computed; unusable ones are
-    skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
+    skipped and listed in `result.skipped` (`on_error="fail"` raises instead).
+    `log` gets a one-line hint when `auto` runs on PyTorch for want of an export."""
     check(batch_size=batch_size, on_error=on_error)
-    return _evaluate((inspection or InspectOptions()).inspector(bundle), data_root, out, batch_size,
+    return _evaluate((inspection or InspectOptions()).inspector(bundle, log), data_root, out, batch_size,
                      progress=progress, on_error=on_error)

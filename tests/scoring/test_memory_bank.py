@@ -151,9 +151,16 @@ def test_knn_export_and_backends_agree(knn_bundle, tmp_path, tiny_data):
     assert report["fp32_distances"]["max_rel"] <= 1e-3 and report["fp16_distances"]["mean_rel"] <= 2e-2
     g = onnx.load(str(b.verify(ONNX_FILES["fp32"])))
     assert [o.name for o in g.graph.output] == ["features", "theta", "distances"]
-    res = {be: evaluate(b, tiny_data, inspection=InspectOptions(backend=be), progress=False) for be in ("torch", "onnxruntime")}
-    for k in ("image_auroc", "pixel_auroc"):
-        assert res["torch"].metrics[k] == pytest.approx(res["onnxruntime"].metrics[k], abs=1e-3)
+    from cfnc_edge.runtime.backends import create_backend
+    from cfnc_edge.runtime.backends.openvino_backend import openvino_available
+
+    graphs = ("onnxruntime", "openvino") if openvino_available() else ("onnxruntime",)
+    for be in graphs:  # the bank is searched once, in the graph, not again on the features
+        assert create_backend(b, be).in_graph
+    res = {be: evaluate(b, tiny_data, inspection=InspectOptions(backend=be), progress=False) for be in ("torch", *graphs)}
+    for be in graphs:
+        for k in ("image_auroc", "pixel_auroc"):
+            assert res["torch"].metrics[k] == pytest.approx(res[be].metrics[k], abs=1e-3)
 
 
 def test_in_graph_bank_must_be_the_bundles(knn_bundle, tmp_path, tiny_data):

@@ -14,7 +14,7 @@ from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.backends.base import FeatureBackend, HostBackend
 from cfnc_edge.runtime.gpu.device import missing, require
 
-__all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "choose_backend",
+__all__ = ["FeatureBackend", "HostBackend", "create_backend", "auto_backend", "choose_backend", "export_hint",
            "tensorrt_available", "torch_cuda_available"]
 
 BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cuda-graphs", "openvino", "onnxruntime", "torch")
@@ -104,3 +104,17 @@ def create_backend(bundle: Bundle, name: str = "auto", precision: str = "fp32") 
 
         return TorchCudaBackend(bundle, precision, cuda_graphs=name == "torch-cuda-graphs")
     raise CfncError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+
+
+def export_hint(bundle: Bundle, asked: str, backend: FeatureBackend) -> str | None:
+    """One line for when `auto` fell back to PyTorch on the CPU because the bundle has
+    no exported graph (None otherwise). Exporting is not done on the fly: it writes
+    into the bundle (and would change a signed one), and its parity checks take
+    longer than a short run; the user decides once."""
+    from cfnc_edge.runtime.artefacts import ONNX_FILES
+
+    if asked != "auto" or backend.name != "torch" or any(bundle.has(f) for f in ONNX_FILES.values()):
+        return None
+    return (f"note: {bundle.path} is not exported, so this runs on PyTorch, the slowest CPU backend; "
+            f"`cfnc-edge export --bundle {bundle.path}` once and `auto` uses ONNX Runtime or OpenVINO "
+            "(docs/deployment.md gives the speeds)")

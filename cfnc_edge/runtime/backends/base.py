@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cfnc_edge.runtime.scoring import CpuScoring, Scoring
+from cfnc_edge.runtime.scoring import CpuScoring, Scoring, already_scored
 
 
 class FeatureBackend(Protocol):
@@ -23,10 +23,13 @@ class FeatureBackend(Protocol):
 
 
 class HostBackend:
-    """Shared by backends whose features come out in host memory."""
+    """Shared by backends whose features come out in host memory. `in_graph`: the
+    backend's graph computes the distances itself (an exported memory-bank graph)
+    and returns them in place of the features, so scoring skips that step."""
 
     device = "cpu"
     stream = None
+    in_graph = False
 
     def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
-        return CpuScoring(scorer)
+        return CpuScoring(scorer, already_scored if self.in_graph else None)

@@ -13,7 +13,6 @@ import numpy as np
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.runtime.artefacts import check_exported_from, onnx_file
 from cfnc_edge.runtime.backends.base import HostBackend
-from cfnc_edge.runtime.scoring import CpuScoring, Scoring, already_scored
 
 
 def providers() -> list[str]:
@@ -44,9 +43,6 @@ class OnnxRuntimeBackend(HostBackend):
         self.provider = self.session.get_providers()[0]
         self.in_graph = "distances" in {o.name for o in self.session.get_outputs()}
         self.outputs = ["distances" if self.in_graph else "features", "theta"]
-
-    def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
-        return CpuScoring(scorer, already_scored if self.in_graph else None)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out, theta = self.session.run(self.outputs, {"images": np.ascontiguousarray(batch)})

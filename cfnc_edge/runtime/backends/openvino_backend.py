@@ -24,19 +24,11 @@ from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.artefacts import WEIGHTS_KEY, check_exported_from, onnx_file
 from cfnc_edge.runtime.backends.base import HostBackend
+from cfnc_edge.runtime.knn_openvino import available as openvino_available  # noqa: F401 (callers import it here)
 
 INT8_FILES = ("openvino-int8.xml", "openvino-int8.bin")  # written by `calibrate` when NNCF is installed
 PRECISIONS = ("fp32", "int8")
 HINT = "f32"
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-
-        return True
-    except ImportError:
-        return False
 
 
 def require_openvino():
@@ -66,6 +58,7 @@ class OpenVinoModel:
         ov = require_openvino()
         self.core = ov.Core()
         self.model = self.core.read_model(model) if isinstance(model, (str, Path)) else model
+        self.outputs = ("features", "theta")  # what a call returns
         self.config = {"INFERENCE_PRECISION_HINT": HINT, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
@@ -82,7 +75,8 @@ class OpenVinoModel:
         req = self.request(len(batch))
         req.infer({0: np.ascontiguousarray(batch)})
         # copies: the request's output buffers are reused by the next call
-        return req.get_tensor("features").data.copy(), req.get_tensor("theta").data.copy()
+        first, theta = (req.get_tensor(name).data.copy() for name in self.outputs)
+        return first, theta
 
 
 def exported_from(model) -> dict[str, str]:
@@ -107,6 +101,11 @@ class OpenVinoBackend(HostBackend):
         path = model_path(bundle, precision)
         self.model = OpenVinoModel(path)
         check_exported_from(bundle, exported_from(self.model.model), path)
+        # a memory-bank graph also emits the distances (deploy/export.py): use them, as ONNX
+        # Runtime does, rather than searching the bank a second time on the features
+        self.in_graph = "distances" in {o.get_any_name() for o in self.model.model.outputs}
+        if self.in_graph:
+            self.model.outputs = ("distances", "theta")
         self.provider = f"OpenVINO {ov.get_version().split('-')[0]} CPU ({HINT} hint)"
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
