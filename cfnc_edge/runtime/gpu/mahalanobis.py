@@ -49,8 +49,10 @@ class GpuMahalanobis:
                               name_expressions=list(self.names.values()))
         self.kernels = {b: module.get_function(n) for b, n in self.names.items()}
 
-    def __call__(self, features):
-        """features (B, d, h, w), host or device -> distances (B, h, w) on the device."""
+    def __call__(self, features, out=None):
+        """features (B, d, h, w), host or device -> distances (B, h, w) on the device;
+        written into `out` (B, h, w) float32 when given (nothing is allocated then,
+        as inside a graph capture)."""
         import cupy as cp
 
         feats = cp.ascontiguousarray(cp.asarray(features, dtype=cp.float32))
@@ -58,7 +60,7 @@ class GpuMahalanobis:
         if d != self.dim or h * w != self.positions:
             raise ValueError(f"features are {d}x{h}x{w}, the Gaussian expects {self.dim} channels "
                              f"at {self.positions} positions")
-        out = cp.empty((b, h * w), dtype=cp.float32)
+        out = cp.empty((b, h * w), dtype=cp.float32) if out is None else out.reshape(b, h * w)
         top = BATCH_TEMPLATES[-1]
         for b0 in range(0, b, top):
             nb = min(top, b - b0)
