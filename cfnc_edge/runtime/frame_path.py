@@ -16,11 +16,12 @@ CUDA kernel on the GPU, the CPU kernel on the CPU.
 
 Weight matrices are made on first use of a size and kept; a graph capture
 replays a warm-up call first, so none is made (no host-to-device copy)
-inside a capture: `freeze()` turns a late one into an error instead.
+inside a capture: `frozen()` turns a late one into an error instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -46,13 +47,6 @@ def inverse_theta(theta: torch.Tensor) -> torch.Tensor:
     det = a * d - b * c
     inv = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], 1) / det[:, None, None]
     return torch.cat([inv, -inv @ theta[:, :, 2:]], 2)
-
-
-def bgr_frames(frames: list[np.ndarray], out: np.ndarray) -> np.ndarray:
-    """Same-size BGR uint8 frames (H, W, 3) into `out` (B, H, W, 3) (a pinned buffer's view)."""
-    for i, f in enumerate(frames):
-        out[i] = f
-    return out
 
 
 class FramePath:
@@ -83,9 +77,14 @@ class FramePath:
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self._frozen = False
 
-    def freeze(self) -> None:
-        """From now on a size without matrices is an error (inside a graph capture)."""
+    @contextlib.contextmanager
+    def frozen(self):
+        """Within it, a size without matrices is an error (around a graph capture)."""
         self._frozen = True
+        try:
+            yield self
+        finally:
+            self._frozen = False
 
     def _pair(self, key: tuple, make: Callable[[], tuple[np.ndarray, np.ndarray]]):
         if key not in self._matrices:
