@@ -4,7 +4,7 @@ PyTorch code on the CPU.
 
 Tolerances: frames (uint8) within one grey level of cv2, which works in
 fixed point (11-bit linear weights) and rounds; shrinking by area differs in
-well under 1% of pixels, enlarging (INTER_LINEAR) in about 12% (up to 20% on tiny images). Float maps:
+well under 1% of pixels, enlarging (INTER_LINEAR) in about 12%. Float maps:
 1e-5 of their range (fp32 rounding)."""
 
 import cv2
@@ -31,7 +31,8 @@ def opencv(frame, size):
 def check_frame(got, ref, area):
     diff = np.abs(got.astype(int) - ref.astype(int))
     assert diff.max() <= 1
-    assert (diff > 0).mean() <= (0.01 if area else 0.2)
+    if ref.size >= 1000:  # a fraction of a few dozen pixels says nothing
+        assert (diff > 0).mean() <= (0.01 if area else 0.15)
 
 
 @pytest.mark.parametrize("frame_hw, size", CASES)
