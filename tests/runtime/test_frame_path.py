@@ -58,7 +58,10 @@ def frames(tiny_data):
 def rotating(model, size):
     """ICA made to return a rotation and shift per frame (the tiny model's is near identity)."""
     aspect = size[1] / size[0]
-    model.ica.theta = lambda x: rotation_theta(ANGLES[:len(x)], aspect, SHIFT.expand(len(x), 2))
+    # on the model's device beforehand: a copy inside a CUDA graph capture would be an error
+    device = next(model.parameters()).device
+    angles, shift = ANGLES.to(device), SHIFT.to(device)
+    model.ica.theta = lambda x: rotation_theta(angles[:len(x)], aspect, shift.expand(len(x), 2))
     return model
 
 
