@@ -14,9 +14,10 @@ where it is checked against the OpenCV/NumPy Inspector pipeline
 (tests/runtime/test_frame_path.py). The Mahalanobis step is handed in: the
 CUDA kernel on the GPU, the CPU kernel on the CPU.
 
-Weight matrices are made on first use of a size and kept; a graph capture
-replays a warm-up call first, so none is made (no host-to-device copy)
-inside a capture: `frozen()` turns a late one into an error instead.
+Weight matrices (and the combined head's split indices) are made on first
+use of a size and kept; a graph capture runs a warm-up call first, so none
+is made (no host-to-device copy) inside a capture: `frozen()` turns a late
+one into an error instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from cfnc_edge.model.alignment import warp
-from cfnc_edge.runtime.combined import fuse, is_combined, split_combined
+from cfnc_edge.runtime.combined import fuse, is_combined, pooled_index
 from cfnc_edge.runtime.postprocess import BLUR_SIGMA
 from cfnc_edge.runtime.resample import blur_matrix, frame_matrices, linear_matrix
 from cfnc_edge.scoring.memory_bank import torch_nearest_distances
@@ -74,7 +75,7 @@ class FramePath:
             self.dim = int(scorer["mean"].shape[1])
             self.pooled_shape = tuple(int(v) for v in scorer["pooled_shape"])
             self.fusion = np.asarray(scorer["fusion"], np.float64)
-        self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._constants: dict[tuple, tuple[torch.Tensor, ...]] = {}
         self._frozen = False
 
     @contextlib.contextmanager
@@ -86,15 +87,18 @@ class FramePath:
         finally:
             self._frozen = False
 
-    def _pair(self, key: tuple, make: Callable[[], tuple[np.ndarray, np.ndarray]]):
-        if key not in self._matrices:
+    def _cached(self, key: tuple, make: Callable[[], tuple], dtype: torch.dtype = torch.float32):
+        """Constant tensors for a size, made once on the device (a copy from the host,
+        so never inside a capture)."""
+        if key not in self._constants:
             if self._frozen:
-                raise RuntimeError(f"frame path: no matrices for {key} made before the capture")
-            self._matrices[key] = tuple(torch.as_tensor(m, dtype=torch.float32, device=self.device) for m in make())
-        return self._matrices[key]
+                raise RuntimeError(f"frame path: no {key[0]} tensors for {key[1:]} made before the capture")
+            self._constants[key] = tuple(torch.as_tensor(m, dtype=dtype, device=self.device) for m in make())
+        return self._constants[key]
 
     def _linear(self, src: tuple[int, int], dst: tuple[int, int]):
-        return self._pair(("linear", src, dst), lambda: (linear_matrix(src[0], dst[0]), linear_matrix(src[1], dst[1])))
+        return self._cached(("linear", src, dst),
+                            lambda: (linear_matrix(src[0], dst[0]), linear_matrix(src[1], dst[1])))
 
     @staticmethod
     def _separable(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -107,7 +111,7 @@ class FramePath:
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) BGR uint8 -> (B, 3, h, w) RGB uint8, rounded as OpenCV rounds."""
         hw = tuple(frames.shape[1:3])
-        rows, cols = self._pair(("frame", hw, self.size), lambda: frame_matrices(hw, self.size))
+        rows, cols = self._cached(("frame", hw, self.size), lambda: frame_matrices(hw, self.size))
         rgb = frames.flip(-1).permute(0, 3, 1, 2).float()
         return torch.floor(self._separable(rgb, rows, cols) + 0.5).clamp_(0, 255).to(torch.uint8)
 
@@ -122,9 +126,13 @@ class FramePath:
     def distance(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, C, h', w') features -> (B, h', w') distances, as the bundle's scorer."""
         if self.combined:
-            proj, pooled = split_combined(feats, self.dim, self.pooled_shape)
-            return fuse(self.gaussian(proj.contiguous()), self._bank_distances(pooled), self.fusion, xp=None,
-                        resize=self.resize)
+            # split_combined's rows and columns as device indices: a Python list
+            # index would be a host-to-device copy on every call
+            hw = tuple(feats.shape[-2:])
+            rows, cols = self._cached(("pooled", hw), lambda: pooled_index(hw, self.pooled_shape), torch.int64)
+            pooled = feats[:, self.dim:].index_select(2, rows).index_select(3, cols)
+            return fuse(self.gaussian(feats[:, :self.dim].contiguous()), self._bank_distances(pooled), self.fusion,
+                        xp=None, resize=self.resize)
         if self.gaussian is not None:
             return self.gaussian(feats.contiguous())
         return self._bank_distances(feats)
@@ -135,7 +143,7 @@ class FramePath:
         h, w = self.size
         up = self.resize(distances, self.size)
         aligned = warp(up[:, None], inverse_theta(theta.float()))[:, 0]
-        blur = self._pair(("blur", self.size, self.sigma),
+        blur = self._cached(("blur", self.size, self.sigma),
                           lambda: (blur_matrix(h, self.sigma), blur_matrix(w, self.sigma)))
         return self._separable(aligned, *blur)
 

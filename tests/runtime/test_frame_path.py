@@ -26,7 +26,7 @@ from cfnc_edge.scoring.factor import load_scorer
 
 SCORERS = ("gaussian", "knn", "combined")
 SIZES = {"square": 64, "wide": [64, 96]}
-ANGLES = torch.tensor([0.3, -0.2, 0.1])  # radians, one per frame
+ANGLES = 0.3 * torch.cos(torch.arange(64) * 1.7)  # radians, one per frame of a batch (up to 64)
 SHIFT = torch.tensor([[0.05, -0.03]])  # normalised
 
 
@@ -116,3 +116,25 @@ def test_inverse_theta_is_the_matrix_inverse(rng):
 
 def test_cpu_backends_have_no_frame_path(bundles):
     assert Inspector(bundles["square", "gaussian"], "torch").frame_path is None
+
+
+def test_a_second_call_makes_no_constants_as_inside_a_capture(bundles, frames):
+    """What a capture relies on: after one call at a (batch, frame size), the same
+    call makes no new tensors from the host (frozen() raises if it would);
+    a size never seen is refused inside frozen(), not copied into the graph."""
+    bundle = bundles["square", "combined"]
+    insp = Inspector(bundle, "torch")
+    path = cpu_frame_path(insp.backend.model, load_scorer(bundle), insp.image_size)
+    batch = torch.from_numpy(np.stack(frames_at(frames, (96, 96))))
+    with torch.inference_mode():
+        first = path(batch)[0]
+        with path.frozen():
+            np.testing.assert_array_equal(path(batch)[0].numpy(), first.numpy())
+            with pytest.raises(RuntimeError, match="before the capture"):
+                path(torch.from_numpy(np.stack(frames_at(frames, (80, 120)))))
+
+
+def test_batches_larger_than_the_bank_chunk(bundles, frames):
+    """Batches are searched in chunks of BANK_BATCH images: 10 frames span two chunks."""
+    maps, scores = compare(bundles["square", "knn"], frames_at(frames * 4, (96, 96))[:10])
+    assert maps <= 1e-5 and scores <= 1e-5
