@@ -138,3 +138,10 @@ def test_batches_larger_than_the_bank_chunk(bundles, frames):
     """Batches are searched in chunks of BANK_BATCH images: 10 frames span two chunks."""
     maps, scores = compare(bundles["square", "knn"], frames_at(frames * 4, (96, 96))[:10])
     assert maps <= 1e-5 and scores <= 1e-5
+
+
+def test_gpu_batches_are_captured_at_powers_of_two():
+    """A stream's varying batches share a few captured graphs (runtime/gpu/frame_graph.py)."""
+    from cfnc_edge.runtime.gpu.frame_graph import bucket
+
+    assert [bucket(b) for b in (1, 2, 3, 5, 8, 9, 32, 33, 64)] == [1, 2, 4, 8, 8, 16, 32, 64, 64]

@@ -24,8 +24,10 @@ What makes the capture safe:
   their own entries.
 
 The first call at a new (batch, frame size) pays the warm-up and the capture
-(a few hundred milliseconds); a stream with a fixed batch and camera does
-so once.
+(a few hundred milliseconds). Batches are rounded up to a power of two (the
+padding rows are computed and dropped), so a stream whose batches vary
+with the frames' arrival captures at most seven graphs per frame size up to
+batch 64, at most twice the work of the batch itself.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ from cfnc_edge.runtime.gpu.interop import capture_view
 from cfnc_edge.runtime.gpu.mahalanobis import GpuMahalanobis
 
 WARMUP = 3
+
+
+def bucket(batch: int) -> int:
+    """The captured batch size a batch runs at: the next power of two."""
+    return 1 << (batch - 1).bit_length()
 STAGES = ("staging", "graph")  # host copy into the pinned buffer; upload, replay, download and wait
 
 
@@ -61,7 +68,7 @@ class KernelGaussian:
 
 @dataclass
 class Entry:
-    """One (batch, frame size): its buffers, and its graph (None when not captured)."""
+    """One (captured batch, frame size): its buffers, and its graph (None when not captured)."""
 
     pinned: torch.Tensor  # (B, H, W, 3) uint8, host
     static: torch.Tensor  # the same on the device
@@ -107,12 +114,12 @@ class FrameGraphs:
         return entry
 
     def _run(self, frames: list[np.ndarray], timings, want_maps: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        hw = frames[0].shape[:2]
-        e = self._entry(len(frames), hw)
+        n, hw = len(frames), frames[0].shape[:2]
+        e = self._entry(bucket(n), hw)
         t0 = time.perf_counter()
         host = e.pinned.numpy()
         for i, f in enumerate(frames):
-            host[i] = f
+            host[i] = f  # rows past n keep older frames: computed, never returned
         t1 = time.perf_counter()
         e.static.copy_(e.pinned, non_blocking=True)
         if e.graph is not None:
@@ -120,14 +127,14 @@ class FrameGraphs:
             scores, maps = e.scores, e.maps
         else:
             scores, maps = self.path(e.static)
-        e.host_scores.copy_(scores, non_blocking=True)
+        e.host_scores[:n].copy_(scores[:n], non_blocking=True)
         if want_maps:
-            e.host_maps.copy_(maps, non_blocking=True)
+            e.host_maps[:n].copy_(maps[:n], non_blocking=True)
         self.torch_stream.synchronize()
         timings["staging"].append(t1 - t0)
         timings["graph"].append(time.perf_counter() - t1)
         # copies: the pinned buffers are the next call's
-        return e.host_scores.numpy().copy(), e.host_maps.numpy().copy() if want_maps else None
+        return e.host_scores[:n].numpy().copy(), e.host_maps[:n].numpy().copy() if want_maps else None
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray], timings, want_maps: bool = True):
