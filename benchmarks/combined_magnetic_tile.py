@@ -260,7 +260,8 @@ def latency(bundle_path: str, repeats: int = 30) -> None:
     from cfnc_edge.bundle import Bundle
     from cfnc_edge.data.bundle_images import sample_images
     from cfnc_edge.model.loading import load_model
-    from cfnc_edge.runtime.combined import CpuCombined, split_combined
+    from cfnc_edge.model.combined_head import split_combined
+    from cfnc_edge.runtime.combined import CpuCombined
     from cfnc_edge.scoring.loading import load_scorer
 
     bundle = Bundle.open(bundle_path)

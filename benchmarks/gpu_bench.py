@@ -10,8 +10,17 @@
 2. Frame to verdict: the whole Inspector, camera-sized BGR frames in, scores
    and maps on the host out, for each GPU backend available (torch-cuda fp32
    and fp16 with and without CUDA graphs; TensorRT fp32, fp16 and int8 where
-   TensorRT is installed): latency at batch 1, throughput at batch 32, beside
-   ONNX Runtime on this machine's CPU as the baseline of the same run.
+   TensorRT is installed): latency at batch 1 (p50, p99), throughput at batch
+   8, 32 and 64, beside ONNX Runtime on this machine's CPU as the baseline of
+   the same run. torch-cuda runs twice: the captured frame path (resize to
+   maps in one CUDA graph, runtime/gpu/frame_graph.py: what the Inspector
+   uses) and the old per-stage path (host resize, the model captured alone,
+   GPU distance and maps: `frame_path=False`). The stage split of the
+   captured path is measured on the same steps run eagerly (a graph has
+   no stages to time), synchronised between steps.
+3. AnomaVision's own GPU path (its PaDiM, ResNet-18, d = 100, PyTorch on this
+   GPU; the frames resized on the host as its pipeline does), same frames and
+   batches, and the ratio of each row's throughput to it at the same batch.
 
 Every backend is measured even if one fails; the script then exits non-zero
 naming the failures, so the check fails loudly with the rest still written.
@@ -143,7 +152,7 @@ def make_bundle(work: Path, log):
     return bundle, data
 
 
-def frames_of(data: Path, n: int = 32) -> list[np.ndarray]:
+def frames_of(data: Path, n: int = 64) -> list[np.ndarray]:
     import cv2
 
     from cfnc_edge.images import read_image
@@ -175,10 +184,28 @@ def tensorrt_combos(bundle, log) -> list[tuple[str, str]]:
     return [("tensorrt", p) for p in ("fp32", "fp16", "int8")]
 
 
-def end_to_end(bundle, backend: str, precision: str, frames, plan) -> list[dict]:
-    from cfnc_edge.runtime.inspector import STAGES, Inspector
+def stage_split(insp, frames, repeats: int = 20) -> str:
+    """Median ms of each step of the frame path, run eagerly with a sync between steps."""
+    import torch
 
-    insp = Inspector(bundle, backend, precision)
+    path = insp.frame_path.path
+    with torch.inference_mode(), torch.cuda.stream(insp.frame_path.torch_stream):
+        x = torch.from_numpy(np.stack(frames)).to(insp.backend.gpu)
+        steps = {"resize": lambda: path.preprocess(x)}
+        images = steps["resize"]()
+        steps["model"] = lambda: path.forward(images)
+        feats, theta = steps["model"]()
+        steps["distance"] = lambda: path.distance(feats)
+        dist = steps["distance"]()
+        steps["maps"] = lambda: path.maps(dist, theta).amax((1, 2))
+        return ", ".join(f"{k} {time_torch(f, repeats):.3f}" for k, f in steps.items())
+
+
+def end_to_end(bundle, backend: str, precision: str, frames, plan, frame_path: bool = True) -> list[dict]:
+    from cfnc_edge.runtime.inspector import Inspector
+
+    insp = Inspector(bundle, backend, precision, frame_path=frame_path)
+    path = "captured frame" if insp.frame_path is not None else "per-stage"
     rows = []
     for batch, repeats in plan:
         chunk = frames[:batch]
@@ -192,11 +219,84 @@ def end_to_end(bundle, backend: str, precision: str, frames, plan) -> list[dict]
             lat.append(time.perf_counter() - t)
         assert len(verdicts) == batch and all(np.isfinite(v.score) for v in verdicts)
         ms = np.array(lat) * 1e3
-        rows.append({"backend": backend, "precision": precision, "provider": insp.backend.provider,
+        split = ", ".join(f"{s} {np.median(t) * 1e3:.3f}" for s, t in insp.timings.items())
+        if insp.frame_path is not None:
+            split += "; eager steps: " + stage_split(insp, chunk)
+        rows.append({"backend": backend, "precision": precision, "path": path, "provider": insp.backend.provider,
                      "device": insp.backend.device, "batch": batch, "p50_ms": float(np.median(ms)),
                      "p99_ms": float(np.percentile(ms, 99)), "images_per_s": float(batch * 1e3 / ms.mean()),
-                     **{f"{s}_ms": float(np.median(insp.timings[s]) * 1e3) for s in STAGES}})
+                     "stages_ms": split})
     return rows
+
+
+def anomavision_gpu(frames, plan, device: str = "cuda") -> list[dict]:
+    """AnomaVision's PaDiM (ResNet-18, layers 1-3, d = 100, random weights as in
+    benchmarks/peers.py) on this GPU: frames resized and normalised on the host,
+    predict and its adaptive Gaussian blur on the GPU, scores to the host."""
+    import importlib.util
+    import sys
+    import types
+
+    import cv2
+    import torch
+    import torchvision
+
+    # its package __init__ imports its GUI, plotting and dataset stack (matplotlib, scikit-image, ...),
+    # which the offline GPU image lacks and PaDiM does not use: the package is entered without it
+    spec = importlib.util.find_spec("anomavision")
+    if spec is None:
+        raise ModuleNotFoundError("anomavision is not installed")
+    pkg = types.ModuleType("anomavision")
+    pkg.__path__ = list(spec.submodule_search_locations)
+    sys.modules.setdefault("anomavision", pkg)
+    from anomavision.algorithm.common import feature_extraction
+    from anomavision.algorithm.padim.padim import Padim
+    from anomavision.utils import adaptive_gaussian_blur
+
+    from benchmarks.peers import DIM
+
+    torch.manual_seed(0)
+    feature_extraction.BACKBONES["resnet18"] = (torchvision.models.resnet18, None)
+    gpu = torch.device(device)  # "cpu": the dry run on a machine without a GPU
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def batch_of(chunk):
+        x = np.stack([cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA)[:, :, ::-1] for f in chunk])
+        return ((torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255 - mean) / std).to(gpu)
+
+    model = Padim(backbone="resnet18", device=gpu, layer_indices=[0, 1, 2], feat_dim=DIM)
+    model.fit([batch_of(frames[i:i + 8]) for i in range(0, len(frames), 8)])
+    model.eval()
+    rows = []
+    for batch, repeats in plan:
+        chunk = frames[:batch]
+
+        def run():
+            with torch.inference_mode():
+                scores, maps = model.predict(batch_of(chunk))
+                adaptive_gaussian_blur(maps, kernel_size=33, sigma=4)
+                return torch.as_tensor(scores).cpu()
+        for _ in range(5):
+            run()
+        lat = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run()
+            lat.append(time.perf_counter() - t)
+        ms = np.array(lat) * 1e3
+        rows.append({"backend": "AnomaVision PaDiM R18", "precision": "fp32", "path": "its own", "device": device,
+                     "provider": f"PyTorch {torch.__version__}", "batch": batch, "p50_ms": float(np.median(ms)),
+                     "p99_ms": float(np.percentile(ms, 99)), "images_per_s": float(batch * 1e3 / ms.mean()),
+                     "stages_ms": ""})
+    return rows
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Each row's throughput over AnomaVision's GPU path at the same batch."""
+    peer = {r["batch"]: r["images_per_s"] for r in rows if r["backend"].startswith("AnomaVision")}
+    return [{**r, "x_anomavision": f"{r['images_per_s'] / peer[r['batch']]:.2f}x" if r["batch"] in peer else "n/a"}
+            for r in rows]
 
 
 def write(out: Path, head: list[str], kernel: list[dict], e2e: list[dict], errors: list[str]) -> None:
@@ -204,8 +304,9 @@ def write(out: Path, head: list[str], kernel: list[dict], e2e: list[dict], error
                     "| method | batch | ms (median) | bandwidth floor ms | x floor | MB moved |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['batch']} | {r['ms']:.4f} | {r['floor_ms']:.4f} | {r['ms'] / r['floor_ms']:.1f} "
               f"| {r['MB_moved']:.1f} |" for r in kernel]
-    cols = ["backend", "precision", "device", "batch", "p50_ms", "p99_ms", "images_per_s", "preprocess_ms",
-            "features_ms", "distance_ms", "postprocess_ms", "provider"]
+    e2e = with_ratios(e2e)
+    cols = ["backend", "precision", "path", "device", "batch", "p50_ms", "p99_ms", "images_per_s", "x_anomavision",
+            "stages_ms", "provider"]
     lines += ["", f"## Frame ({FRAME[1]}x{FRAME[0]} BGR) to verdict, whole Inspector", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |"
@@ -217,8 +318,8 @@ def write(out: Path, head: list[str], kernel: list[dict], e2e: list[dict], error
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, required=True)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="folder for gpu-bench.md and gpu-bench.json")
     out = ap.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     from cfnc_edge.deploy.cuda_stack import driver_cuda
@@ -245,14 +346,25 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - recorded, and the exit code says so
             errors.append(f"TensorRT engines: {type(exc).__name__}: {exc}")
             traceback.print_exc()
-        plans = [(c, ((1, 100), (32, 20))) for c in combos] + [(("onnxruntime", "fp32"), ((1, 30), (32, 5)))]
-        for (backend, precision), plan in plans:
+        gpu_plan = ((1, 200), (8, 30), (32, 20), (64, 10))
+        # the captured frame path for torch-cuda, and the old per-stage path beside it (model graph alone)
+        runs = [(b, p, True) for b, p in combos if b == "torch-cuda"]
+        runs += [(b, p, False) for b, p in combos if b == "torch-cuda-graphs"]
+        runs += [(b, p, True) for b, p in combos if b == "tensorrt"]
+        plans = [(r, gpu_plan) for r in runs] + [(("onnxruntime", "fp32", False), ((1, 30), (32, 5)))]
+        for (backend, precision, frame_path), plan in plans:
             try:
-                e2e += end_to_end(bundle, backend, precision, frames, plan)
+                e2e += end_to_end(bundle, backend, precision, frames, plan, frame_path)
             except Exception as exc:  # noqa: BLE001 - every backend is measured; failures are listed and fail the run
                 errors.append(f"{backend} {precision}: {type(exc).__name__}: {exc}")
                 traceback.print_exc()
             write(out, head, kernel, e2e, errors)
+        try:
+            e2e += anomavision_gpu(frames, gpu_plan)
+        except Exception as exc:  # noqa: BLE001 - as above
+            errors.append(f"AnomaVision GPU: {type(exc).__name__}: {exc} (its wheel: python -m benchmarks.gpu_wheels)")
+            traceback.print_exc()
+        write(out, head, kernel, e2e, errors)
     print((out / "gpu-bench.md").read_text())
     if errors:
         print("FAILED: " + "; ".join(errors))

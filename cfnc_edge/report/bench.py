@@ -22,7 +22,7 @@ from cfnc_edge.data.bundle_images import image_paths
 from cfnc_edge.images import read_image
 from cfnc_edge.resources import peak_rss_mib
 from cfnc_edge.runtime.artefacts import ONNX_FILES
-from cfnc_edge.runtime.inspector import STAGES, Inspector
+from cfnc_edge.runtime.inspector import Inspector
 
 
 def available(bundle: Bundle) -> list[tuple[str, str]]:
@@ -66,7 +66,8 @@ def _run(args) -> list[dict]:
                "provider": getattr(insp.backend, "provider", backend),
                "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99)),
                "images_per_s": float(bs * 1000 / np.mean(lat_ms))}
-        row.update({f"{s}_ms": float(np.median(insp.timings[s]) * 1000) for s in STAGES})
+        # the stages this Inspector recorded: STAGES, or a GPU frame path's (staging, graph)
+        row.update({f"{s}_ms": float(np.median(t) * 1000) for s, t in insp.timings.items()})
         rows.append(row)
     peak = peak_rss_mib()
     for r in rows:
@@ -89,13 +90,13 @@ def run_bench(bundle_path: Path | str, images: Path | None = None, batch_sizes=(
 
 
 COLUMNS = ["backend", "precision", "provider", "batch", "p50_ms", "p99_ms", "images_per_s",
-           "preprocess_ms", "features_ms", "distance_ms", "postprocess_ms", "peak_rss_mib"]
+           "preprocess_ms", "features_ms", "distance_ms", "postprocess_ms", "staging_ms", "graph_ms", "peak_rss_mib"]
 
 
 def markdown_table(rows: list[dict]) -> str:
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)  # noqa: E731
-    return head + "".join("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n" for r in rows)
+    fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else "" if v is None else str(v)  # noqa: E731
+    return head + "".join("| " + " | ".join(fmt(r.get(c)) for c in COLUMNS) + " |\n" for r in rows)
 
 
 def write_results(rows: list[dict], out: Path, header: str = "", stem: str = "bench") -> None:

@@ -28,14 +28,18 @@ def is_combined(scorer: dict[str, np.ndarray]) -> bool:
     return "fusion" in scorer
 
 
-def fuse(gaussian, bank, fusion, xp=np, ndi=None):
-    """(B, h, w) Mahalanobis + (B, sh, sw) bank distances -> (B, h, w) fused, float32.
-    The bank's map is resized as the anomaly maps are (postprocess.resize_ndimage)."""
+def fuse(gaussian, bank, fusion, xp=np, ndi=None, resize=None):
+    """(B, h, w) Mahalanobis + (B, sh, sw) bank distances, float32 -> (B, h, w) fused, float32.
+    The bank's map is resized as the anomaly maps are (postprocess.resize_ndimage),
+    or by `resize`((B, sh, sw), (h, w)) where given, with xp=None: PyTorch tensors
+    (runtime/frame_path.py), float32 already."""
     g_scale, k_scale = (float(v) for v in fusion)
     h, w = gaussian.shape[-2:]
-    bank = bank.astype(xp.float32)
-    up = xp.stack([resize_ndimage(k, (h, w), xp, ndi) for k in bank]) if bank.shape[-2:] != (h, w) else bank
-    return (gaussian / g_scale + up / k_scale).astype(xp.float32)
+    if resize is None:
+        bank = bank.astype(xp.float32)
+        resize = lambda b, hw: xp.stack([resize_ndimage(k, hw, xp, ndi) for k in b])  # noqa: E731
+    fused = gaussian / g_scale + (resize(bank, (h, w)) if bank.shape[-2:] != (h, w) else bank) / k_scale
+    return fused.astype(xp.float32) if xp is not None else fused
 
 
 class CpuCombined:

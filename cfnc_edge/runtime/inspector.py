@@ -17,7 +17,7 @@ import numpy as np
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.data.tiling import Tiling, cut_all, stitch
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import as_hw, preprocess
+from cfnc_edge.images import as_hw, preprocess, to_bgr
 from cfnc_edge.runtime.backends import FeatureBackend, create_backend
 from cfnc_edge.runtime.postprocess import to_frame_size
 from cfnc_edge.scoring.loading import load_scorer
@@ -69,11 +69,18 @@ class Inspector:
     of the model input size, in frame pixels), S, "HxW", (h, w) or a
     `Tiling`; `tile_overlap` is the fraction of a tile neighbours share.
     Default: the bundle's own tiling if it was trained on tiles, else none.
+
+    On a backend with a frame path (torch-cuda) untiled frames run as one
+    captured CUDA graph per (batch, frame size), resize to maps on the GPU
+    (runtime/gpu/frame_graph.py); `timings` then holds its stages
+    (host staging, the graph). `frame_path=False`, and tiling, keep the
+    per-stage path (host resize, the model on the device, distance and maps).
     """
 
     def __init__(self, bundle: Bundle | Path | str, backend: str | FeatureBackend = "auto",
                  precision: str = "fp32", threshold: float | None = None,
-                 tile: Tiling | str | int | tuple[int, int] | bool | None = None, tile_overlap: float = 0.0):
+                 tile: Tiling | str | int | tuple[int, int] | bool | None = None, tile_overlap: float = 0.0,
+                 frame_path: bool = True):
         if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
             # NaN would flag nothing and a negative value everything
             raise CfncError(f"--threshold must be a finite number above 0, got {threshold!r}")
@@ -83,7 +90,9 @@ class Inspector:
         trained = self.bundle.manifest.get("tiling")
         self.tiling = Tiling.parse(tile, tile_overlap) or (Tiling.from_dict(trained) if trained else None)
         self.backend = backend if not isinstance(backend, str) else create_backend(self.bundle, backend, precision)
-        self.scoring = self.backend.scoring(load_scorer(self.bundle))
+        scorer = load_scorer(self.bundle)
+        self.scoring = self.backend.scoring(scorer)
+        self.frame_path = None if self.tiling or not frame_path else self.backend.frame_path(scorer, self.image_size)
         if threshold is None and "threshold" in self.bundle.manifest:
             threshold = self.bundle.threshold
         self.threshold = threshold
@@ -101,6 +110,9 @@ class Inspector:
         return out
 
     def __call__(self, frames: list[np.ndarray]) -> list[Inspection]:
+        if self.frame_path is not None:
+            maps, scores = self.frame_path([to_bgr(f) for f in frames], self.timings)
+            return [Inspection(float(s), self.threshold, m, f.shape[:2]) for s, m, f in zip(scores, maps, frames)]
         with self.scoring.context():
             return self._run(frames)
 

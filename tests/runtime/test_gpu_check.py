@@ -44,7 +44,12 @@ def test_gpu_bench_frame_to_verdict_and_report_run_on_the_cpu(tiny_bundle, tiny_
     assert [(r["batch"], r["device"]) for r in rows] == [(1, "cpu"), (3, "cpu")]
     assert all(r["p50_ms"] > 0 and r["images_per_s"] > 0 for r in rows)
     kernel = [{"method": "packed kernel (fp16 factor)", "batch": 1, "ms": 0.02, "floor_ms": 0.01, "MB_moved": 33.0}]
-    write(tmp_path, ["# GPU benchmarks", ""], kernel, rows, ["tensorrt int8: CfncError: example"])
+    peer = {**rows[1], "backend": "AnomaVision PaDiM R18", "path": "its own", "images_per_s": rows[1]["images_per_s"] / 2}
+    write(tmp_path, ["# GPU benchmarks", ""], kernel, rows + [peer], ["tensorrt int8: CfncError: example"])
     md = (tmp_path / "gpu-bench.md").read_text()
     assert "| packed kernel (fp16 factor) | 1 | 0.0200 | 0.0100 | 2.0 | 33.0 |" in md
-    assert "| torch | fp32 | cpu | 3 |" in md and "- tensorrt int8: CfncError: example" in md
+    assert "| torch | fp32 | per-stage | cpu | 3 |" in md and "- tensorrt int8: CfncError: example" in md
+    # the ratio to AnomaVision at the same batch; none at a batch it did not run
+    assert {line.split(" | ")[4]: line.split(" | ")[8] for line in md.splitlines() if line.startswith("| torch ")} \
+        == {"1": "n/a", "3": "2.00x"}
+    assert "preprocess" in rows[0]["stages_ms"]  # the stage split of the per-stage path

@@ -21,6 +21,10 @@ class FeatureBackend(Protocol):
     def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
         """A Scoring for the bundle's scorer tensors (Gaussian or memory bank) on this backend's device."""
 
+    def frame_path(self, scorer: dict[str, np.ndarray], size: tuple[int, int]) -> Any:
+        """The whole frame (resize to distance and maps) on the device in one call, or None:
+        frames (BGR uint8) and timings -> (maps, scores) on the host (runtime/gpu/frame_graph.py)."""
+
 
 class HostBackend:
     """Shared by backends whose features come out in host memory. `in_graph`: the
@@ -33,3 +37,7 @@ class HostBackend:
 
     def scoring(self, scorer: dict[str, np.ndarray]) -> Scoring:
         return CpuScoring(scorer, already_scored if self.in_graph else None)
+
+    @staticmethod
+    def frame_path(scorer: dict[str, np.ndarray], size: tuple[int, int]) -> None:
+        return None  # on the CPU the per-stage pipeline is the frame path

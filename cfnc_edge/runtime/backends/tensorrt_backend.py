@@ -52,6 +52,10 @@ class TensorRTBackend:
 
         return GpuScoring(scorer, self.stream)
 
+    @staticmethod
+    def frame_path(scorer: dict[str, np.ndarray], size: tuple[int, int]) -> None:
+        return None  # frames are resized on the host; the captured frame path is torch-cuda's
+
     def __call__(self, batch: np.ndarray):
         b = len(batch)
         if not self.min_batch <= b <= self.max_batch:

@@ -8,7 +8,9 @@ kernel through DLPack: features never visit the host. fp16 runs under
 autocast, so grid sampling and the normalisation stay fp32 as PyTorch's
 autocast lists decide. With `cuda_graphs`, each batch size is captured once
 as a CUDA graph and replayed: one launch instead of a few hundred, which is
-what dominates at batch 1.
+what dominates at batch 1. That is the model alone, between a host resize
+and the GPU distance and maps; the Inspector runs the whole frame as one
+graph instead (`frame_path`, runtime/gpu/frame_graph.py) wherever it does not tile.
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ class TorchCudaBackend:
         from cfnc_edge.runtime.gpu.scoring import GpuScoring
 
         return GpuScoring(gaussian, self.stream)
+
+    def frame_path(self, scorer: dict[str, np.ndarray], size: tuple[int, int]):
+        """The whole frame on this GPU, captured per (batch, frame size) (runtime/gpu/frame_graph.py)."""
+        from cfnc_edge.runtime.gpu.frame_graph import FrameGraphs
+
+        return FrameGraphs(self, scorer, size)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # cache_enabled=False: autocast's weight cache must not outlive a graph capture

@@ -29,3 +29,18 @@ def hand_off(tensor, xp):
     first, since the distance and map code index them as dense arrays.
     """
     return xp.from_dlpack(tensor.detach().contiguous())
+
+
+def capture_view(tensor, cupy):
+    """A contiguous CUDA tensor as a CuPy array over the same memory, made on
+    the host alone: no DLPack stream handshake, no allocation, no CUDA call.
+    That is what a CuPy kernel launched inside a PyTorch graph capture needs
+    (runtime/gpu/frame_graph.py): any allocation from CuPy's pool during the
+    capture would be memory the graph keeps using after CuPy hands it out again.
+    The array holds the tensor, so the memory lives as long as both."""
+    if not tensor.is_contiguous():
+        raise ValueError("capture_view needs a contiguous tensor (make it contiguous before the capture)")
+    mem = cupy.cuda.UnownedMemory(tensor.data_ptr(), tensor.numel() * tensor.element_size(), tensor,
+                                  tensor.device.index)
+    dtype = {"torch.float32": cupy.float32, "torch.float16": cupy.float16}[str(tensor.dtype)]
+    return cupy.ndarray(tuple(tensor.shape), dtype, cupy.cuda.MemoryPointer(mem, 0))

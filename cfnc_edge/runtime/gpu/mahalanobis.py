@@ -50,14 +50,16 @@ class GpuMahalanobis:
                               name_expressions=list(self.names.values()))
         self.kernels = {b: module.get_function(n) for b, n in self.names.items()}
 
-    def __call__(self, features):
-        """features (B, d, h, w), host or device -> distances (B, h, w) on the device."""
+    def __call__(self, features, out=None):
+        """features (B, d, h, w), host or device -> distances (B, h, w) on the device;
+        written into `out` (B, h, w) float32 when given (nothing is allocated then,
+        as inside a graph capture)."""
         import cupy as cp
 
         feats = cp.ascontiguousarray(cp.asarray(features, dtype=cp.float32))
         b, d, h, w = feats.shape
         check_shape((d, h, w), self.dim, self.positions)
-        out = cp.empty((b, h * w), dtype=cp.float32)
+        out = cp.empty((b, h * w), dtype=cp.float32) if out is None else out.reshape(b, h * w)
         top = BATCH_TEMPLATES[-1]
         for b0 in range(0, b, top):
             nb = min(top, b - b0)
