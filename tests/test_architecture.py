@@ -141,7 +141,7 @@ assert auto.backend.name in ("onnxruntime", "openvino"), auto.backend.name  # bo
 insp = Inspector({str(bundle.path)!r}, "onnxruntime")
 r = insp([read_image(Path({str(frames[0])!r}))])[0]
 assert r.score > 0 and r.anomalous is not None
-lines = list(infer_paths([Path({str(frames[0].parent)!r})], {str(bundle.path)!r}, InspectOptions(backend="onnxruntime")))
+lines = list(infer_paths([Path({str(frames[0].parent)!r})], {str(bundle.path)!r}, inspection=InspectOptions(backend="onnxruntime")))
 assert len(lines) == {len(frames)}
 assert not any(m.split('.')[0] in ('torch', 'onnx') for m in sys.modules), [m for m in sys.modules if 'torch' in m]
 print("ok")
