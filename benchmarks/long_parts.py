@@ -145,7 +145,7 @@ def run_row(data: Path, work: Path, config: str, scorer: str, folds: int) -> dic
                   tile=tile)
     fit_s = time.perf_counter() - t0
     export(b, n_check=4, log=lambda m: None)
-    r = evaluate(out, data, InspectOptions(backend="onnxruntime"), progress=False)
+    r = evaluate(out, data, inspection=InspectOptions(backend="onnxruntime"), progress=False)
     frames = [read_image(p) for p in list_images(data / "test" / "good")[:20]]
     return {"config": config, "label": label, "scorer": scorer, "input": b.model_config["image_size"],
             "tiling": b.manifest.get("tiling"), **{k: r.metrics[k] for k in ("image_auroc", "pixel_auroc", "pro")},

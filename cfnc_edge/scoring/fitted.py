@@ -11,6 +11,7 @@ and memory, and writes weights, scorer and manifest in one bundle write.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from cfnc_edge.bundle import WEIGHTS, Bundle

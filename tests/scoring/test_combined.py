@@ -178,7 +178,8 @@ def test_calibrate_and_stream_run_a_combined_bundle(combined_bundle, tmp_path, t
     calibrate(b, n=8, log=lambda m: None)
     assert "calibration" in Bundle.open(b.path).manifest
     out = tmp_path / "verdicts.jsonl"
-    summary = stream(b.path, [str(tiny_data / "test" / "good")], InspectOptions(backend="onnxruntime", precision="int8"), output=out)
+    summary = stream(b.path, [str(tiny_data / "test" / "good")], inspection=InspectOptions(backend="onnxruntime", precision="int8"),
+                     output=out)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert summary["frames"] == len(lines) == len(list((tiny_data / "test" / "good").glob("*.png")))
     assert all(0 <= x["normalized_score"] <= 1 and isinstance(x["anomalous"], bool) for x in lines)

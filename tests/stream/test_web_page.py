@@ -183,7 +183,7 @@ def test_review_page_over_saved_anomalies_feeds_threshold_and_fit(tiny_bundle, t
 
     saved = tmp_path / "anomalies"
     stream(tiny_bundle.path, [IterableSource(synthetic_frames(8), "line 1")],
-           InspectOptions(backend="torch", threshold=1e-6), output=tmp_path / "v.jsonl", save_anomalies=saved)  # every frame flagged and saved
+           inspection=InspectOptions(backend="torch", threshold=1e-6), output=tmp_path / "v.jsonl", save_anomalies=saved)  # every frame flagged and saved
     server = review(saved, tiny_bundle.path, 0, inspection=InspectOptions(backend="torch"))
     try:
         browser.get(server.url)
