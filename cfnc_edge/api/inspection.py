@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 
-from cfnc_edge.api.validation import check
+from cfnc_edge.api.validation import check, check_folder
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError, DataError
 from cfnc_edge.images import list_images, read_image
@@ -61,6 +61,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
     a `cfnc-edge serve` server (`model`: its model name)."""
     check(batch_size=batch_size, threshold=threshold, on_error=on_error, tile_overlap=tile_overlap)
+    check_folder(out, "--out")
     paths = expand_inputs(inputs)
     if server is not None:
         from cfnc_edge.api.serving import connect
@@ -104,5 +105,6 @@ def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str
     Every image and mask is read before anything is computed; unusable ones are
     skipped and listed in `result.skipped` (`on_error="fail"` raises instead)."""
     check(batch_size=batch_size, threshold=threshold, on_error=on_error, tile_overlap=tile_overlap)
+    check_folder(out, "--out")
     return _evaluate(Inspector(bundle, backend, precision, threshold, tile, tile_overlap), data_root, out, batch_size,
                      progress=progress, on_error=on_error)
