@@ -106,7 +106,9 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
     options = options or StreamOptions()
     # --max-batch 0 waited forever for a batch that could hold no frame
     check(max_batch=options.max_batch, max_wait_ms=options.max_wait_ms, max_frames=options.max_frames,
-          metrics_port=metrics_port, threshold=threshold, tile_overlap=tile_overlap)
+          metrics_port=metrics_port, threshold=threshold, tile_overlap=tile_overlap, drift_alarm=options.drift_alarm)
+    if output is not None and Path(output).is_dir():
+        raise CfncError(f"--output {output} is a folder; give the JSON lines file to write")
     for folder, flag in ((save, "--save"), (save_anomalies, "--save-anomalies"), (review, "--review")):
         check_folder(folder, flag)
     log = (lambda msg: (status.write(f"\n{msg}\n"), status.flush())) if status is not None else (lambda msg: None)

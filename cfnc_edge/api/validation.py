@@ -89,6 +89,8 @@ RULES = {
     "max_batch": _int_at_least("--max-batch", 1),
     "workspace_mib": _int_at_least("--workspace-mib", 1),
     "max_frames": _int_at_least("--max-frames", 1),
+    "drift_alarm": Rule("--drift-alarm", lambda v: v == 0 or (_number(v) and v > 1),
+                        "a level above 1 (false alarms at most 1/level), or 0 to turn the drift alarm off"),
     "max_wait_ms": Rule("--max-wait-ms", lambda v: _number(v) and v >= 0, "a finite number of at least 0"),
     # as --web takes it: 0 asks the system for a free port
     "metrics_port": Rule("--metrics-port", lambda v: _integer(v) and 0 <= v <= 65535, "a port from 0 to 65535"),

@@ -65,6 +65,8 @@ BAD = [
     ("stream", ["--metrics-port", "70000"], "--metrics-port must be a port from 0 to 65535"),  # OverflowError
     ("stream", ["--max-wait-ms", "nan"], "--max-wait-ms must be"),
     ("stream", ["--max-frames", "0"], "--max-frames must be"),
+    ("stream", ["--drift-alarm", "nan"], "--drift-alarm must be"),
+    ("stream", ["--output", "."], "is a folder; give the JSON lines file"),  # IsADirectoryError
 ]
 
 
