@@ -39,6 +39,8 @@ def read_image(path: Path) -> np.ndarray:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise DataError(f"cannot read image {path}: the file is empty")
     if data[:3] == b"\xff\xd8\xff":
         return to_bgr(_decode_jpeg(data, path), source=str(path))
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from cfnc_edge.api.validation import check
+from cfnc_edge.api.validation import check, check_folder
 from cfnc_edge.bundle import Bundle
 
 Log = Callable[[str], None]
@@ -64,6 +64,7 @@ def bench(bundle: Bundle | Path | str, images: Path | None = None, batch_sizes=(
           repeats: int = 30, out: Path | None = None) -> list[dict]:
     """Latency, throughput, memory and stage split of every backend and precision present."""
     check(batch=list(batch_sizes), warmup=warmup, repeats=repeats)
+    check_folder(out, "--out")
     from cfnc_edge.report.bench import run_bench, write_results
 
     rows = run_bench(_open(bundle).path, images, batch_sizes, warmup, repeats)

@@ -11,7 +11,7 @@ from typing import Callable
 
 import cv2
 
-from cfnc_edge.api.validation import check
+from cfnc_edge.api.validation import check, check_folder
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError, DataError
 from cfnc_edge.images import list_images, read_image
@@ -97,6 +97,7 @@ def infer_paths(inputs: list[Path], bundle: Path | str | None, out: Path | None 
     (`on_error="fail"` raises instead). `server` (grpc://HOST:PORT): score on
     a `cfnc-edge serve` server (`model`: its model name)."""
     check(batch_size=batch_size, on_error=on_error)
+    check_folder(out, "--out")
     paths = expand_inputs(inputs)
     if server is not None:
         from cfnc_edge.api.serving import connect
@@ -140,5 +141,6 @@ def evaluate(bundle: Bundle | Path | str, data_root: Path | str, out: Path | str
     skipped and listed in `result.skipped` (`on_error="fail"` raises instead).
     `log` gets a one-line hint when `auto` runs on PyTorch for want of an export."""
     check(batch_size=batch_size, on_error=on_error)
+    check_folder(out, "--out")
     return _evaluate((inspection or InspectOptions()).inspector(bundle, log), data_root, out, batch_size,
                      progress=progress, on_error=on_error)

@@ -8,6 +8,7 @@ from typing import IO
 import numpy as np
 
 from cfnc_edge.api.inspection import InspectOptions
+from cfnc_edge.api.validation import check, check_folder
 from cfnc_edge.bundle import Bundle
 from cfnc_edge.errors import CfncError
 from cfnc_edge.runtime.inspector import Inspector
@@ -102,6 +103,13 @@ def stream(bundle: Bundle | Path | str | None, sources: list[str | int | FrameSo
                          mqtt="mqtt://broker:1883/line1/verdicts", metrics_port=9100)
     """
     options = options or StreamOptions()
+    # --max-batch 0 waited forever for a batch that could hold no frame
+    check(max_batch=options.max_batch, max_wait_ms=options.max_wait_ms, max_frames=options.max_frames,
+          metrics_port=metrics_port, drift_alarm=options.drift_alarm)
+    if output is not None and Path(output).is_dir():
+        raise CfncError(f"--output {output} is a folder; give the JSON lines file to write")
+    for folder, flag in ((save, "--save"), (save_anomalies, "--save-anomalies"), (review, "--review")):
+        check_folder(folder, flag)
     log = (lambda msg: (status.write(f"\n{msg}\n"), status.flush())) if status is not None else (lambda msg: None)
     good, info = None, {"server": server}
     if server is None:

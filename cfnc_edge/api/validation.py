@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
@@ -89,6 +90,12 @@ RULES = {
     "opt_batch": _int_at_least("--opt-batch", 1),
     "max_batch": _int_at_least("--max-batch", 1),
     "workspace_mib": _int_at_least("--workspace-mib", 1),
+    "max_frames": _int_at_least("--max-frames", 1),
+    "drift_alarm": Rule("--drift-alarm", lambda v: v == 0 or (_number(v) and v > 1),
+                        "a level above 1 (false alarms at most 1/level), or 0 to turn the drift alarm off"),
+    "max_wait_ms": Rule("--max-wait-ms", lambda v: _number(v) and v >= 0, "a finite number of at least 0"),
+    # as --web takes it: 0 asks the system for a free port
+    "metrics_port": Rule("--metrics-port", lambda v: _integer(v) and 0 <= v <= 65535, "a port from 0 to 65535"),
     "repeats": _int_at_least("--repeats", 1),
     "warmup": _int_at_least("--warmup", 0),
     "on_error": _choice("--on-error", ("skip", "fail")),
@@ -134,3 +141,10 @@ def check(**values) -> None:
             rule = RULES[name]
             if not rule.ok(v):
                 raise CfncError(f"{rule.flag} must be {rule.accepts}, got {v!r}")
+
+
+def check_folder(path, flag: str) -> None:
+    """An output folder that may not exist yet, but is not a file: found first, not
+    when the report is written after the whole run (a FileExistsError traceback)."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise CfncError(f"{flag} {path} is a file; give a folder (it is made if missing)")

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cfnc_edge.errors import DataError
+
 DEFECTS = ("scratch", "dent", "stain", "missing")
 
 
@@ -134,11 +136,22 @@ def _save(path: Path, img: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
+# a side of the synthetic images: the generator holds int64 coordinate grids of size^2 (100000 asked for 149 GB)
+MAX_SIZE = 4096
+
+
 def generate_dataset(root: Path | str, n_train: int = 200, n_test_good: int = 20,
                      n_per_defect: int = 10, size: int = 256, seed: int = 0,
                      max_rotation: float = 25.0, progress: bool = True) -> Path:
     """Write a synthetic dataset in the MVTec AD layout and return its root."""
     root = Path(root)
+    # each was a traceback: --size 0 in OpenCV, --size 100000 a MemoryError, a file as root
+    if not 16 <= size <= MAX_SIZE:
+        raise DataError(f"--size must be from 16 to {MAX_SIZE} pixels, got {size}")
+    if min(n_train, n_test_good, n_per_defect) < 0:
+        raise DataError("--n-train, --n-test-good and --n-per-defect must be at least 0")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file; give a folder to write the dataset into")
     rng = np.random.default_rng(seed)
     jobs = [("train", "good", i) for i in range(n_train)]
     jobs += [("test", "good", i) for i in range(n_test_good)]

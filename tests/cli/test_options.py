@@ -61,6 +61,12 @@ BAD = [
     ("fit", ["--bank-size", "0"], "--bank-size must be"),
     ("infer", ["--tile-overlap", "nan"], "--tile-overlap must be"),
     ("eval", ["--tile-overlap", "-0.5"], "--tile-overlap must be"),
+    ("stream", ["--max-batch", "0"], "--max-batch must be an integer of at least 1"),  # it hung
+    ("stream", ["--metrics-port", "70000"], "--metrics-port must be a port from 0 to 65535"),  # OverflowError
+    ("stream", ["--max-wait-ms", "nan"], "--max-wait-ms must be"),
+    ("stream", ["--max-frames", "0"], "--max-frames must be"),
+    ("stream", ["--drift-alarm", "nan"], "--drift-alarm must be"),
+    ("stream", ["--output", "."], "is a folder; give the JSON lines file"),  # IsADirectoryError
 ]
 
 
@@ -72,7 +78,8 @@ def args_for(command, tmp_path):
             "threshold": [missing, "--bundle", missing],
             "infer": [missing, "--bundle", missing], "eval": [missing, "--bundle", missing],
             "calibrate": ["--bundle", missing], "build-engine": ["--bundle", missing],
-            "bench": ["--bundle", missing], "demo": ["--out", str(tmp_path / "demo")]}[command]
+            "bench": ["--bundle", missing], "demo": ["--out", str(tmp_path / "demo")],
+            "stream": ["--bundle", missing, "--source", missing]}[command]
 
 
 @pytest.mark.parametrize("command,option,message", BAD, ids=[f"{c} {' '.join(o)}" for c, o, _ in BAD])
@@ -88,3 +95,14 @@ def test_the_cli_prints_one_error_line_and_exits_2(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == ["error: --dim must be an integer of at least 1, got 0"]
+
+
+@pytest.mark.parametrize("command,option", [("eval", "--out"), ("infer", "--out"), ("bench", "--out"),
+                                            ("stream", "--save-anomalies")])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(command, option, tmp_path):
+    # eval found it only when writing the report, after the whole run (a FileExistsError traceback)
+    existing = tmp_path / "report.png"
+    existing.write_bytes(b"x")
+    result = CliRunner().invoke(app, [command, *args_for(command, tmp_path), option, str(existing)])
+    assert isinstance(result.exception, CfncError), result.output
+    assert f"{option} {existing} is a file" in str(result.exception)

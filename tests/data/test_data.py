@@ -105,3 +105,17 @@ def test_generated_dataset_is_a_valid_mvtec_layout(tmp_path):
     for s in samples:
         img, mask = s.load()
         assert mask.any() == s.is_anomalous
+
+
+@pytest.mark.parametrize("kwargs,message", [({"size": 0}, "--size must be from 16 to 4096"),
+                                            ({"size": 100000}, "--size must be from 16 to 4096"),
+                                            ({"n_train": -1}, "must be at least 0")])
+def test_generate_refuses_absurd_sizes_in_one_line(tmp_path, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        generate_dataset(tmp_path / "g", **{"n_train": 1, "n_test_good": 1, "n_per_defect": 1, **kwargs})
+
+
+def test_generate_refuses_a_file_as_its_folder(tmp_path):
+    (tmp_path / "g").write_bytes(b"x")
+    with pytest.raises(DataError, match="is a file"):
+        generate_dataset(tmp_path / "g", 1, 1, 1, 32, progress=False)

@@ -39,6 +39,12 @@ def test_a_jpeg_named_png_is_still_checked(tmp_path, rng):
         read_image(tmp_path / "b.png")
 
 
+def test_an_empty_file_is_a_data_error(tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    with pytest.raises(DataError, match="zero.png: the file is empty"):
+        read_image(tmp_path / "zero.png")
+
+
 def test_a_folder_named_like_an_image_is_a_data_error(tmp_path):
     (tmp_path / "x.png").mkdir()
     with pytest.raises(DataError, match="x.png"):
