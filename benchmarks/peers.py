@@ -305,7 +305,8 @@ def main() -> None:
     for k, v in p50.items():
         ratios = [f"{ref[n] / med[k]:.2f}x" if ref[n] else "n/a" for n in ("anomalib", "anomavision")]
         lines.append(f"| {k} | {', '.join(f'{x:.1f}' for x in v)} | {med[k]:.1f} | {' | '.join(ratios)} |")
-    banks = {n: json.loads((bundles[n] / "manifest.json").read_text())["scorer"].get("bank_size") for n in bundles}
+    scorers = {n: json.loads((bundles[n] / "manifest.json").read_text())["scorer"] for n in bundles}
+    banks = {n: s.get("bank_size", s.get("bank", {}).get("bank_size")) for n, s in scorers.items()}  # knn, combined
     lines += ["", "Bank rows: " + ", ".join(f"{n} {m}" for n, m in banks.items() if m) + "."]
     if problems:
         lines += ["", "Not measured:", *[f"- {p}" for p in problems]]

@@ -10,8 +10,9 @@ rounding. Every backend (here, the exported graph, the GPU) does the same.
 
 The ranking is the whole cost (a 784 x M x C product per 224 px frame); it
 runs in OpenVINO where it is installed (runtime/knn_openvino.py: its
-oneDNN product with the add and the minimum fused was 2-5x faster than
-NumPy's BLAS here, and FAISS's exact IndexFlatL2 was slower than NumPy;
+product with the add and the minimum compiled together was 1.1-2.2x the
+NumPy search in 5 of the 6 sizes measured, 0.5x in the smallest at 320 px,
+and FAISS's exact IndexFlatL2 was slower than both;
 benchmarks/results/knn-cpu.md), else in NumPy. Approximate indexes (HNSW,
 IVF) were measured too and are not used: the image score is the largest
 distance, that of the patch farthest from every good one, which is exactly
