@@ -24,10 +24,10 @@ from cfnc_edge.api.train_config import TRAIN_CONFIG, config_text
 from cfnc_edge.api.validation import check, check_levels
 from cfnc_edge.bundle import BANK, GAUSSIAN, WEIGHTS, Bundle, atomic_write, holds_lock
 from cfnc_edge.bundle.schema import dumps as strict_json
-from cfnc_edge.data.tiling import Tiling, cut_all
-from cfnc_edge.data.training_set import data_record, good_paths, input_size_for, load_images
+from cfnc_edge.data.tiling import Tiling
+from cfnc_edge.data.training_set import data_record, good_paths, input_size_for, training_images
 from cfnc_edge.errors import CfncError
-from cfnc_edge.images import preprocess, read_image
+from cfnc_edge.images import read_image
 from cfnc_edge.model.backbones import MAX_STRIDE
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.model.checkpoint import CHECKPOINT
@@ -269,20 +269,6 @@ def _warn_if_threshold_optimistic(history: list[dict], train: dict, model: dict,
 def _bundle_target_fpr(bundle: Bundle, given: float | None) -> float:
     """The rate asked for, or the one the bundle's threshold was set for (1% if it records none)."""
     return bundle.manifest.get("threshold", {}).get("target_fpr", 0.01) if given is None else given
-
-
-def training_images(paths: list[Path], size: tuple[int, int], tiling: Tiling | None,
-                    progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """uint8 (N, 3, h, w) model inputs: the images, or with `tiling` their tiles
-    (then also the frame each tile comes from)."""
-    if tiling is None:
-        return load_images(paths, size, progress), None
-    tiles, frame_of = [], []
-    for i, p in enumerate(paths):
-        t = cut_all([read_image(p)], size, tiling)[0]
-        tiles += t
-        frame_of += [i] * len(t)
-    return preprocess(tiles, size), np.array(frame_of)
 
 
 def set_threshold(bundle_path: Bundle | Path | str, good: list[Path | str], target_fpr: float | None = None,

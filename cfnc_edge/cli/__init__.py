@@ -7,6 +7,7 @@ errors (`CfncError`) become one `error:` line and exit code 2.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -23,7 +24,13 @@ from cfnc_edge.cli.app import app
 from cfnc_edge.errors import CfncError
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    # the API warns through `warnings`; a CLI user wants the sentence, not the source line that raised it
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
 def main() -> None:
+    warnings.showwarning = _warning_line
     try:
         app()
     except CfncError as exc:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from cfnc_edge.data.aspect import keep_aspect, median_aspect
 from cfnc_edge.data.mvtec import MVTecDataset
+from cfnc_edge.data.tiling import Tiling, cut_all
 from cfnc_edge.errors import CfncError
 from cfnc_edge.images import as_hw, list_images, preprocess, read_image
 
@@ -55,3 +56,17 @@ def load_images(paths: list[Path], size: int | tuple[int, int], progress: bool =
     for i, p in enumerate(tqdm(paths, desc="loading images", disable=not progress, unit="img", leave=False)):
         out[i] = preprocess([read_image(p)], size)[0]
     return out
+
+
+def training_images(paths: list[Path], size: tuple[int, int], tiling: Tiling | None,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 (N, 3, h, w) model inputs: the images, or with `tiling` their tiles
+    (then also the frame each tile comes from)."""
+    if tiling is None:
+        return load_images(paths, size, progress), None
+    tiles, frame_of = [], []
+    for i, p in enumerate(paths):
+        t = cut_all([read_image(p)], size, tiling)[0]
+        tiles += t
+        frame_of += [i] * len(t)
+    return preprocess(tiles, size), np.array(frame_of)

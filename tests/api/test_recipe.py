@@ -59,6 +59,8 @@ def test_training_options_under_a_recipe_that_trains_nothing_are_named_as_ignore
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     assert "--steps, --lr-heads have no effect" in r.stderr
+    # one sentence for the user, not Python's warning format with the source line
+    assert "warning: nothing trains with recipe 'auto'" in r.stderr and "UserWarning" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "f"),
                         "--image-size", "64", "--dim", "8", "--recipe", "pretrained", "--fca", "--steps", "50"],
                        capture_output=True, text=True, timeout=900)
