@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +14,11 @@ from PIL import Image
 from cfnc_edge.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# The most pixels one image may have. A 20000x20000 frame (400 MP) decodes to
+# 1.2 GB and scoring it peaked at 1.76 GB, so a batch of 8 would need ~10 GB.
+# 100 MP is far above any inspection camera (tiling exists for large frames),
+# so only a bomb or a mistake is refused, before its pixels are decoded.
+MAX_PIXELS = 100_000_000
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -41,12 +47,34 @@ def read_image(path: Path) -> np.ndarray:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
     if not data:
         raise DataError(f"cannot read image {path}: the file is empty")
+    _check_pixels(data, path)
     if data[:3] == b"\xff\xd8\xff":
         return to_bgr(_decode_jpeg(data, path), source=str(path))
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"cannot read image {path}: empty or not an image file")
     return to_bgr(img, source=str(path))
+
+
+def _check_pixels(data: bytes, path) -> None:
+    """Refuse an image over MAX_PIXELS from its header alone (Pillow reads no
+    pixel before asked). A format Pillow does not know, or a header it cannot
+    parse, is left to OpenCV, which decodes under its own limit
+    (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30 by default)."""
+    cap = f"cfnc-edge reads at most {MAX_PIXELS // 10**6} megapixels: downscale or crop it"
+    try:
+        with warnings.catch_warnings():
+            # Pillow's decompression-bomb warning starts at 89 MP: MAX_PIXELS is the limit here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:  # from 179 MP Pillow raises, its message holds the pixel count
+        raise DataError(f"cannot read image {path}: more than {2 * Image.MAX_IMAGE_PIXELS // 10**6} "
+                        f"megapixels ({exc}); {cap}") from None
+    except (OSError, SyntaxError, ValueError):
+        return
+    if w * h > MAX_PIXELS:
+        raise DataError(f"cannot read image {path}: {w}x{h} is {w * h / 1e6:g} megapixels; {cap}")
 
 
 def _decode_jpeg(data: bytes, path) -> np.ndarray:

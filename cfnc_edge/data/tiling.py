@@ -6,7 +6,9 @@ input (h, w). The scaled frame is cut into a grid of h x w tiles, neighbours
 sharing `overlap` of a tile. Where the frame is not a whole number of tiles,
 the last tile of a row or column is shifted back to end at the border (it
 overlaps its neighbour more; nothing is padded or stretched). A frame smaller
-than one tile along an axis is padded there by repeating its border pixels.
+than one tile along an axis is padded there by repeating its border pixels;
+one smaller than a given tile size along both axes is refused (it would be
+scaled down with the tile, to a few pixels).
 
 All tiles of all frames run as one batch; each tile's map is computed exactly
 as for a frame of its own (resize, ICA unwarp, blur), then the maps are put
@@ -94,6 +96,11 @@ def cut(frame: np.ndarray, model_hw: tuple[int, int], tiling: Tiling) -> tuple[l
     h, w = model_hw
     th, tw = tiling.size or (h, w)
     fh, fw = frame.shape[:2]
+    if tiling.size is not None and fh < th and fw < tw:
+        # the frame would be shrunk with the tile to a few pixels and padded:
+        # a verdict on a smear (--tile 100000 scaled a 96 px frame to 1 px)
+        raise CfncError(f"a {fw}x{fh} frame is smaller than one tile of {tw}x{th} pixels: "
+                        f"use a smaller --tile or none")
     sh, sw = max(1, int(round(fh * h / th))), max(1, int(round(fw * w / tw)))
     count = len(starts(sh, h, tiling.overlap)) * len(starts(sw, w, tiling.overlap))
     if count > MAX_TILES:

@@ -61,9 +61,14 @@ def quantize(fp32_path: Path, calib: np.ndarray, method: str = "percentile",
         raise CfncError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
     model = onnx.load(str(fp32_path))
     # backbone convolutions: /stages... (or /model/stages... under a memory-bank graph's scorer)
-    nodes = [n.name for n in model.graph.node
-             if n.op_type == "Conv" and n.name.split("/stages")[0] in ("", "/model")
-             and not any(f"/{k}/" in n.name for k in keep)]
+    backbone = [n.name for n in model.graph.node
+                if n.op_type == "Conv" and n.name.split("/stages")[0] in ("", "/model")]
+    # a misspelt stage would otherwise keep nothing in float, without a word
+    unknown = [k for k in keep if not any(f"/{k}/" in name for name in backbone)]
+    if unknown:
+        stages = sorted({"stages" + name.split("/stages", 1)[1].split("/")[0] for name in backbone})
+        raise CfncError(f"--keep {', '.join(unknown)}: no such backbone stage; give some of {', '.join(stages)}")
+    nodes = [name for name in backbone if not any(f"/{k}/" in name for k in keep)]
     if not nodes:
         raise CfncError("nothing left to quantize: every backbone stage is kept in float")
     cm = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from cfnc_edge.scoring.loading import load_scorer
 from cfnc_edge.scoring.threshold import normalized
 
 STAGES = ("preprocess", "features", "distance", "postprocess")
+# an untiled frame is resized to the model input whatever its shape: past this
+# ratio between the two aspects its parts are squashed beyond what training saw
+MAX_ASPECT_RATIO = 2.0
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Inspector:
             threshold = self.bundle.threshold
         self.threshold = threshold
         self.timings: dict[str, list[float]] = defaultdict(list)
+        self.aspect_warned = False
 
     def features(self, frames: list[np.ndarray]):
         """Model inputs (frames, or tiles already cut) -> the backend's features and ICA transforms."""
@@ -110,11 +115,26 @@ class Inspector:
         return out
 
     def __call__(self, frames: list[np.ndarray]) -> list[Inspection]:
+        if self.tiling is None and not self.aspect_warned:
+            self._warn_if_squashed(frames)
         if self.frame_path is not None:
             maps, scores = self.frame_path([to_bgr(f) for f in frames], self.timings)
             return [Inspection(float(s), self.threshold, m, f.shape[:2]) for s, m, f in zip(scores, maps, frames)]
         with self.scoring.context():
             return self._run(frames)
+
+    def _warn_if_squashed(self, frames: list[np.ndarray]) -> None:
+        """Warn once (per Inspector, not per frame) when a frame's aspect is far from the model input's."""
+        h, w = self.image_size
+        for f in frames:
+            fh, fw = f.shape[:2]
+            # (fw / fh) / (w / h), without dividing
+            if max(fw * h, fh * w) > MAX_ASPECT_RATIO * min(fw * h, fh * w):
+                self.aspect_warned = True
+                warnings.warn(f"a {fw}x{fh} frame is squashed to the model input {w}x{h} (aspects differ by more "
+                              f"than {MAX_ASPECT_RATIO:g}x): its score may mean little; use --tile, or train on "
+                              f"frames of that aspect", RuntimeWarning, stacklevel=3)
+                return
 
     def _run(self, frames: list[np.ndarray]) -> list[Inspection]:
         if self.tiling is None:

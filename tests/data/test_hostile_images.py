@@ -60,3 +60,33 @@ def test_a_folder_source_skips_a_truncated_jpeg_as_a_corrupt_frame(tmp_path, rng
     assert src.read()[1].shape == (48, 64, 3)
     with pytest.raises(CorruptFrame, match="1.jpg"):
         src.read()
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory):
+    """Two valid all-black PNGs, small on disk: 10001x10000 (just over the cap) and
+    13500x13500 (over Pillow's own decompression-bomb limit too)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("huge")
+    for w, h in ((10001, 10000), (13500, 13500)):
+        Image.new("L", (w, h)).save(folder / f"{w}x{h}.png", compress_level=1)
+    return folder
+
+
+@pytest.mark.parametrize("name, says", [
+    ("10001x10000.png", r"10001x10000 is 100.01 megapixels; cfnc-edge reads at most 100 megapixels: downscale"),
+    ("13500x13500.png", r"more than 178 megapixels \(Image size \(182250000 pixels\).*reads at most 100 megapixels"),
+])
+def test_an_image_over_the_pixel_cap_is_refused_before_it_is_decoded(huge, name, says):
+    import tracemalloc
+
+    # a batch of 20000x20000 frames would have held ~10 GB: refuse from the header
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=rf"{name}: {says}"):
+            read_image(huge / name)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000  # the decoded pixels (100 MB and more) were never allocated

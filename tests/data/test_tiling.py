@@ -123,3 +123,12 @@ def test_a_tile_so_small_it_makes_thousands_of_tiles_is_refused_at_once():
     # --tile 1 on a 96 px frame ran for minutes: 9216 tiles, each scaled up to a model input
     with pytest.raises(CfncError, match="makes 9216 tiles, more than 4096: use a larger --tile"):
         cut(np.zeros((96, 96, 3), np.uint8), (64, 64), Tiling((1, 1)))
+
+
+def test_a_tile_larger_than_the_frame_on_both_sides_is_refused():
+    # --tile 100000 shrank a 96 px frame to 1 px, padded it and scored the smear
+    refused = "a 96x96 frame is smaller than one tile of 100000x100000 pixels: use a smaller --tile or none"
+    with pytest.raises(CfncError, match=refused):
+        cut(np.zeros((96, 96, 3), np.uint8), (64, 64), Tiling((100000, 100000)))
+    tiles, lay = cut(np.zeros((96, 96, 3), np.uint8), (64, 64), Tiling((100000, 96)))  # one side: a strip, fine
+    assert lay.shape == (1, 64) and len(tiles) == 1

@@ -12,6 +12,7 @@ import pytest
 from cfnc_edge.data.bundle_images import sample_images
 from cfnc_edge.deploy.calibrate import METHODS, quantize
 from cfnc_edge.deploy.export import onnx_path
+from cfnc_edge.errors import CfncError
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +29,9 @@ def test_calibration_works_for_every_count_and_method(exported, pool, count, met
     q = quantize(onnx_path(exported[0], "fp32"), pool[:count], method)
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
     onnx.checker.check_model(q)
+
+
+def test_keep_of_a_stage_that_does_not_exist_is_refused(exported, pool):
+    # a misspelt stage matched no node, so nothing was kept in float, silently
+    with pytest.raises(CfncError, match=r"--keep stage\.1: no such backbone stage; give some of stages\.0, stages\.1"):
+        quantize(onnx_path(exported[0], "fp32"), pool[:1], "minmax", ("stages.0", "stage.1"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cfnc_edge.bundle import atomic_write
 from cfnc_edge.errors import CfncError
 from cfnc_edge.stream.naming import safe_name
 
@@ -63,10 +64,14 @@ class ReviewStore:
         meta = {**record, "label": label, "bundle": self.bundle,
                 "reviewed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         folder = self.root / label
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise CfncError(f"cannot encode {folder / name}.png")
         with self.lock:
-            if not cv2.imwrite(str(folder / f"{name}.png"), image):
-                raise CfncError(f"cannot write {folder / name}.png")
-            (folder / f"{name}.json").write_text(json.dumps(meta, indent=1))
+            # atomic: a kill mid-write must not leave a truncated PNG in good/,
+            # which `cfnc-edge threshold` would then refuse
+            atomic_write(folder / f"{name}.png", png.tobytes())
+            atomic_write(folder / f"{name}.json", json.dumps(meta, indent=1).encode())
             for other in LABELS:
                 if other != label:
                     for suffix in (".png", ".json"):
