@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from cfnc_edge.errors import BundleError
 from cfnc_edge.runtime.distance import CpuMahalanobis
 from cfnc_edge.scoring.gaussian import GaussianAccumulator, whitening_factor
 from cfnc_edge.scoring.packing import packed_dim, unpack
@@ -73,7 +74,7 @@ def test_cpu_distance_matches_float64_reference(rng, batch):
 
 def test_distance_refuses_features_of_another_shape(rng):
     dist = CpuMahalanobis(rng.normal(size=(6, 3)), whitening_factor(np.broadcast_to(np.eye(3), (6, 3, 3)).copy()))
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(BundleError, match="channels"):
         dist(rng.normal(size=(1, 4, 2, 3)).astype(np.float32))
 
 
