@@ -223,7 +223,10 @@ def test_cli_review_serves_until_interrupted_and_stream_refuses_an_open_bind(tin
     stream(tiny_bundle.path, [IterableSource(synthetic_frames(2), "cam")],
            inspection=InspectOptions(backend="torch", threshold=1e-6), output=tmp_path / "v.jsonl", save_anomalies=saved)
     p = subprocess.Popen([sys.executable, "-m", "cfnc_edge", "review", str(saved), "--bundle", str(tiny_bundle.path),
-                          "--web", "0", "--backend", "torch"], stderr=subprocess.PIPE, text=True)
+                          "--web", "0", "--backend", "torch"], stderr=subprocess.PIPE, text=True,
+                         # Ctrl-C as from a terminal: a test run started in the background (`cmd &` in a script)
+                         # ignores SIGINT, and an ignored signal stays ignored in the children it starts
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = p.stderr.readline()
         assert line.startswith("review page: http://127.0.0.1:"), line
