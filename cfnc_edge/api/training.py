@@ -84,16 +84,16 @@ def _flags(names) -> str:
 
 
 def _recipe_configs(name: str, given: dict, train_cfg: TrainConfig, scorer: str | None, weights: Path | None,
-                    tile) -> tuple[ModelConfig, TrainConfig, str | None, dict | None]:
-    """(model config, train config, scorer, the search's fixed choices or None) of recipe
-    `name` with the user's `given` options (RECIPE_OPTIONS, TRAINING_OPTIONS) in place of
-    its own; CfncError for what the recipe cannot honour, before any work."""
+                    tile) -> tuple[ModelConfig, TrainConfig, str | None, dict | None, str | None]:
+    """(model config, train config, scorer, the search's fixed choices or None, a warning
+    naming the training options that have no effect, or None) of recipe `name` with the
+    user's `given` options (RECIPE_OPTIONS, TRAINING_OPTIONS) in place of its own;
+    CfncError for what the recipe cannot honour, before any work."""
     check(recipe=name)
     ignored = [n for n in TRAINING_OPTIONS if n in given]
     if name == "auto":
-        if ignored:
-            warnings.warn(f"nothing trains with recipe 'auto', so {_flags(ignored)} have no effect (--recipe paper "
-                          "trains)", UserWarning, stacklevel=3)
+        note = (f"nothing trains with recipe 'auto', so {_flags(ignored)} have no effect (--recipe paper trains)"
+                if ignored else None)
         if tile is not None or any(k in given for k in ("ica", "fca", "noncontrastive", "head")):
             raise CfncError("--recipe auto chooses the alignment and the head itself, and does not tile: "
                             "name --recipe pretrained or paper with --ica/--fca/--noncontrastive/--head/--tile")
@@ -107,17 +107,18 @@ def _recipe_configs(name: str, given: dict, train_cfg: TrainConfig, scorer: str 
                                 image_size=given.get("image_size", ModelConfig.image_size),
                                 feature_dim=given.get("feature_dim", ModelConfig.feature_dim),
                                 ica=False, fca=False, head=SCORER_HEADS.get(scorer or "combined"))
-        return model_cfg, dataclasses.replace(train_cfg, noncontrastive=False), scorer, fixed
+        return model_cfg, dataclasses.replace(train_cfg, noncontrastive=False), scorer, fixed, note
     r = recipe(name, ica=given.get("ica"), fca=given.get("fca"), noncontrastive=given.get("noncontrastive"),
                scorer=scorer)
+    note = None
     if ignored and not (r["ica"] or r["noncontrastive"]):  # FCA alone has no loss (Trainer.trainable)
-        warnings.warn(f"nothing trains with recipe {name!r} and neither --ica nor --noncontrastive, so "
-                      f"{_flags(ignored)} have no effect (--recipe paper trains)", UserWarning, stacklevel=3)
+        note = (f"nothing trains with recipe {name!r} and neither --ica nor --noncontrastive, so "
+                f"{_flags(ignored)} have no effect (--recipe paper trains)")
     model_cfg = ModelConfig(backbone=given.get("backbone", ModelConfig.backbone),
                             image_size=given.get("image_size", ModelConfig.image_size),
                             feature_dim=given.get("feature_dim", ModelConfig.feature_dim), ica=r["ica"], fca=r["fca"],
                             head=given.get("head") or SCORER_HEADS.get(r["scorer"], "projection"))
-    return model_cfg, dataclasses.replace(train_cfg, noncontrastive=r["noncontrastive"]), r["scorer"], None
+    return model_cfg, dataclasses.replace(train_cfg, noncontrastive=r["noncontrastive"]), r["scorer"], None, note
 
 
 def _device_name(device: torch.device) -> str:
@@ -166,11 +167,11 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
         m.pop("channels", None)
         model_cfg, train_cfg = ModelConfig(**m), TrainConfig(**t)
     auto = model_cfg is None and recipe_name == "auto"
-    fixed = None
+    fixed = ignored = None
     if model_cfg is None:
         # the recipe decides what trains, also when only a TrainConfig (budget, lr) was given
-        model_cfg, train_cfg, scorer, fixed = _recipe_configs(recipe_name, overrides or {}, train_cfg or TrainConfig(),
-                                                              scorer, weights, tile)
+        model_cfg, train_cfg, scorer, fixed, ignored = _recipe_configs(recipe_name, overrides or {},
+                                                                       train_cfg or TrainConfig(), scorer, weights, tile)
     train_cfg = train_cfg or TrainConfig()
     check(feature_dim=model_cfg.feature_dim, image_size=model_cfg.image_size, epochs=train_cfg.epochs,
           steps=train_cfg.steps, batch_size=train_cfg.batch_size, lr=train_cfg.lr, lr_ica=train_cfg.lr_ica,
@@ -178,6 +179,8 @@ def train(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | None 
           covariance=covariance, eps=eps, folds=folds, budget=budget,
           target_fpr=target_fpr, threshold=threshold, scorer=scorer, factor_precision=factor_precision,
           device=device, bank_size=bank_size, max_bank=max_bank, tile_overlap=tile_overlap)
+    if ignored:  # said once every option is known to be valid: a refused value is the only line then
+        warnings.warn(ignored, UserWarning, stacklevel=2)
     selection = None
     if auto:
         if factor_precision != "fp32" and scorer is None:  # a compressed factor is the Gaussian's alone

@@ -101,3 +101,11 @@ def test_a_train_config_alone_keeps_the_recipes_choice_of_what_trains(tiny_data,
     b = train(tiny_data, tmp_path / "b", train_cfg=TrainConfig(steps=3, batch_size=4), recipe_name="pretrained",
               progress=False)
     assert b.scorer == "combined" and b.manifest["history"] == [] and not b.manifest["train"]["noncontrastive"]
+
+
+def test_a_refused_training_option_is_the_only_line(tiny_data, tmp_path):
+    # before: "--epochs have no effect" was printed, then the value was refused
+    r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "b"),
+                        "--epochs", "-1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--epochs" in r.stderr and "error:" in r.stderr, r.stderr
+    assert "no effect" not in r.stderr
