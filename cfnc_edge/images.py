@@ -78,7 +78,8 @@ def _check_pixels(data: bytes, path) -> None:
 
 
 def _decode_jpeg(data: bytes, path) -> np.ndarray:
-    """JPEG bytes -> gray or BGR uint8 (the pixels OpenCV gives: both decode with libjpeg-turbo)."""
+    """JPEG bytes -> gray or BGR uint8 (the pixels OpenCV gives where both bundle the same libjpeg-turbo;
+    within a grey level where their versions differ)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

@@ -29,7 +29,10 @@ def test_a_truncated_jpeg_is_refused_not_scored_as_gray_rows(tmp_path, rng):
 def test_a_whole_jpeg_decodes_to_the_pixels_opencv_gives(tmp_path, rng, gray):
     path = _jpeg(tmp_path / "a.jpg", rng, gray)
     expected = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    np.testing.assert_array_equal(read_image(path), expected)
+    # two decoders (Pillow's and OpenCV's bundled libjpeg-turbo): equal here, but wheels of other
+    # versions may round the IDCT or chroma upsampling differently, so within one grey level
+    diff = np.abs(read_image(path).astype(np.int16) - expected.astype(np.int16))
+    assert read_image(path).shape == expected.shape and diff.max() <= 1
 
 
 def test_a_jpeg_named_png_is_still_checked(tmp_path, rng):
