@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from cfnc_edge.api.training import SCORERS, refit, train
+from cfnc_edge.api.validation import check
 from cfnc_edge.bundle import BANK, GAUSSIAN, SCORER_FILES, Bundle
 from cfnc_edge.model.coarse_to_fine import ModelConfig
 from cfnc_edge.model.train import TrainConfig
@@ -26,6 +27,9 @@ def compare(data_root: Path | str, out: Path | str, model_cfg: ModelConfig | Non
     Returns {"rows": [...], "recommended": scorer, "reason": ..., "bundle": path}."""
     out = Path(out)
     first = out / SCORERS[0]
+    train_cfg = train_cfg or TrainConfig()
+    # train checks these too, but only after this line: a refused value would follow "training on"
+    check(steps=train_cfg.steps, epochs=train_cfg.epochs, seed=train_cfg.seed, bank_size=bank_size, repeats=repeats)
     log(f"training on {data_root} -> {first}")
     train(data_root, first, model_cfg, train_cfg, progress=progress, scorer=SCORERS[0])
     rows = []

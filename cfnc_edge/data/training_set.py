@@ -27,7 +27,7 @@ def good_paths(data_root: Path | str | list) -> list[Path]:
     paths = [p for r in roots for p in (list_images(r) if r.is_dir() and not (r / "train").exists()
                                         else MVTecDataset(r).train_images())]
     if len(paths) < 2:
-        raise CfncError(f"{data_root}: need at least 2 good training images, found {len(paths)}")
+        raise CfncError(f"{', '.join(map(str, roots))}: need at least 2 good training images, found {len(paths)}")
     return paths
 
 

@@ -67,6 +67,8 @@ BAD = [
     ("stream", ["--max-frames", "0"], "--max-frames must be"),
     ("stream", ["--drift-alarm", "nan"], "--drift-alarm must be"),
     ("stream", ["--output", "."], "is a folder; give the JSON lines file"),  # IsADirectoryError
+    ("compare", ["--steps", "-1"], "--steps must be"),  # printed "training on ..." first
+    ("compare", ["--bank-size", "0"], "--bank-size must be"),
 ]
 
 
@@ -79,7 +81,7 @@ def args_for(command, tmp_path):
             "infer": [missing, "--bundle", missing], "eval": [missing, "--bundle", missing],
             "calibrate": ["--bundle", missing], "build-engine": ["--bundle", missing],
             "bench": ["--bundle", missing], "demo": ["--out", str(tmp_path / "demo")],
-            "stream": ["--bundle", missing, "--source", missing]}[command]
+            "stream": ["--bundle", missing, "--source", missing], "compare": [missing, "--out", str(tmp_path / "out")]}[command]
 
 
 @pytest.mark.parametrize("command,option,message", BAD, ids=[f"{c} {' '.join(o)}" for c, o, _ in BAD])
@@ -87,6 +89,7 @@ def test_bad_option_is_refused_before_any_work(command, option, message, tmp_pat
     result = CliRunner().invoke(app, [command, *args_for(command, tmp_path), *option])
     assert isinstance(result.exception, CfncError), result.output
     assert message in str(result.exception)
+    assert "training on" not in result.output  # nothing announced before the refusal
     assert not (tmp_path / "out" / "versions").exists() and not (tmp_path / "demo").exists()
 
 

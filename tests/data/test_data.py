@@ -119,3 +119,15 @@ def test_generate_refuses_a_file_as_its_folder(tmp_path):
     (tmp_path / "g").write_bytes(b"x")
     with pytest.raises(DataError, match="is a file"):
         generate_dataset(tmp_path / "g", 1, 1, 1, 32, progress=False)
+
+
+def test_too_few_good_images_names_the_folders_as_paths(tmp_path):
+    # it printed the Python list: "[PosixPath('...')]: need at least 2 ..."
+    from cfnc_edge.data.training_set import good_paths
+    from cfnc_edge.errors import CfncError
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(CfncError) as err:
+        good_paths([tmp_path / "a", tmp_path / "b"])
+    assert str(err.value) == f"{tmp_path / 'a'}, {tmp_path / 'b'}: need at least 2 good training images, found 0"
