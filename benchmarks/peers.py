@@ -19,6 +19,12 @@ random good images:
   chose on the sets measured (selection-study.md): Lite0 at 224 px with the
   Gaussian or the combined scorer (magnetic-tile), Lite0 at 320 px with the
   memory bank (screw; the 224 px frame is resized to 320 as any frame is);
+  each bank with the rows it gets on that set (an exact search costs in
+  proportion to them, so a bank of the 24 random frames' 10% would flatter
+  it): 16384 (the cap, MAX_BANK) for the combined scorer on magnetic-tile's
+  762 images and for the bank on screw's 320, and 5040 for a 50-image
+  magnetic-tile set (mt50, where the search chose the Gaussian: the row
+  shows what the combined scorer costs at that size);
   the bank is searched by OpenVINO wherever it is installed (runtime/knn.py),
   so also on the onnxruntime rows of the combined scorer, and in the graph
   for the memory bank alone; with OpenVINO also with the int8 whitening factor, and with OpenVINO's INT8 (NNCF) features plus the
@@ -52,6 +58,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZE, DIM, N_FIT = 224, 100, 24
+MT50_BANK = 5040  # rows a 50-image magnetic-tile set's bank gets (10% of its patches)
+
+
+def bank_rows() -> tuple[int, int]:
+    """The combined scorer's bank rows measured: the cap (magnetic-tile's 762 images), a 50-image set's.
+    Imported here, not at the top: the peers' workers import this module in their own environments."""
+    from cfnc_edge.scoring.memory_bank import MAX_BANK
+
+    return MAX_BANK, MT50_BANK
 VENVS = Path(os.environ.get("CFNC_PEERS_VENVS", Path.home() / ".cache" / "cfnc-peers"))
 
 
@@ -129,6 +144,35 @@ def cfnc_worker(bundle, backend, precision="fp32", factor="fp32"):
     return unit
 
 
+def backbone_worker(runtime):
+    """ResNet-18's stem and layers 1-3 alone (random weights), what every PaDiM row
+    runs first: in PyTorch, or in OpenVINO as this project's backend compiles it
+    (f32 hint, static shape). Not a peer: the floor of any fp32 ResNet-18 row."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    r = torchvision.models.resnet18(weights=None).eval()
+    net = torch.nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3).eval()
+    if runtime == "torch":
+        def unit(frame):
+            with torch.inference_mode():
+                return net(_to_tensor(frame))
+        return unit
+    import tempfile
+
+    from cfnc_edge.runtime.backends.openvino_backend import OpenVinoModel
+
+    path = Path(tempfile.mkdtemp()) / "resnet18-layer3.onnx"
+    torch.onnx.export(net, _to_tensor(np.zeros((SIZE, SIZE, 3), np.uint8)), path, dynamo=False)
+    request = OpenVinoModel(path).request(1)
+
+    def unit(frame):
+        request.infer({0: _to_tensor(frame).numpy()})
+        return request.get_output_tensor(0).data
+    return unit
+
+
 def serve(unit, frame, proto) -> None:
     for line in sys.stdin:
         warmup, calls = map(int, line.split())
@@ -152,7 +196,7 @@ def worker_main(kind: str, args: list[str]) -> None:
     images = fit_images(rng)
     frame = images[0]
     unit = {"anomalib": lambda: anomalib_worker(images), "anomavision": lambda: anomavision_worker(images),
-            "cfnc": lambda: cfnc_worker(*args)}[kind]()
+            "cfnc": lambda: cfnc_worker(*args), "backbone": lambda: backbone_worker(*args)}[kind]()
     unit(frame)
     print("ready", file=proto, flush=True)
     serve(unit, frame, proto)
@@ -185,6 +229,7 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
     from cfnc_edge.deploy.openvino_int8 import nncf_available
     from cfnc_edge.model.coarse_to_fine import ModelConfig
     from cfnc_edge.model.train import TrainConfig
+    from cfnc_edge.scoring.memory_bank import MAX_BANK
 
     data = work / "data"
     good = data / "train" / "good"
@@ -193,11 +238,13 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         for i, f in enumerate(fit_images(np.random.default_rng(0))):
             cv2.imwrite(str(good / f"{i:03d}.png"), f[:, :, ::-1])
     # what --recipe auto deploys, each configuration fixed (the search itself would
-    # choose on random frames): (model, scorer); nothing trains
-    configs = {"resnet18-padim": (ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False), "gaussian"),
-               "lite0-224-gaussian": (ModelConfig(ica=False, fca=False), "gaussian"),
-               "lite0-224-combined": (ModelConfig(ica=False, fca=False, head="combined"), "combined"),
-               "lite0-320-knn": (ModelConfig(ica=False, fca=False, head="pooled", image_size=320), "knn")}
+    # choose on random frames): (model, scorer, bank rows); nothing trains
+    configs = {name: (cfg, scorer, rows) for name, cfg, scorer, rows in (
+        ("resnet18-padim", ModelConfig(backbone="resnet18", feature_dim=DIM, ica=False, fca=False), "gaussian", None),
+        ("lite0-224-gaussian", ModelConfig(ica=False, fca=False), "gaussian", None),
+        *((f"lite0-224-combined-{rows}", ModelConfig(ica=False, fca=False, head="combined"), "combined", rows)
+          for rows in bank_rows()),
+        ("lite0-320-knn", ModelConfig(ica=False, fca=False, head="pooled", image_size=320), "knn", MAX_BANK))}
     random_r18 = work / "resnet18-random.pth"  # "ImageNet weights" that are random, as the peers get
     if not random_r18.exists():
         import torch
@@ -206,12 +253,13 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         torch.manual_seed(0)
         torch.save(torchvision.models.resnet18(weights=None).state_dict(), random_r18)
     out = {}
-    for name, (mcfg, scorer) in configs.items():
+    for name, (mcfg, scorer, rows) in configs.items():
         path = work / name
         if not (path / "model.onnx").exists():
             log(f"building the {name} bundle in {path}")
             bundle = train(data, path, mcfg, TrainConfig(epochs=0, noncontrastive=False), progress=False,
-                           scorer=scorer, weights=random_r18 if mcfg.backbone == "resnet18" else None)
+                           scorer=scorer, weights=random_r18 if mcfg.backbone == "resnet18" else None,
+                           bank_size=rows or 0.1)
             export(bundle, log=log)
         if name == "resnet18-padim" and nncf_available() and not (path / "openvino-int8.xml").exists():
             calibrate(path, n=N_FIT, log=log)
@@ -262,12 +310,17 @@ def main() -> None:
                                                       "--worker", name]))
         except subprocess.CalledProcessError as exc:
             problems.append(f"{name}: installing into its virtual environment failed ({exc})")
+    specs += [(f"ResNet-18 layers 1-3 alone, {rt} (no peer: the convolutions' floor)", me + ["backbone", rt])
+              for rt in ("torch", "openvino")[:1 + openvino_available()]]
     # (backend, feature precision, factor precision)
     runs = [("torch", "fp32", "fp32"), ("onnxruntime", "fp32", "fp32")]
     if openvino_available():
         runs += [("openvino", "fp32", "fp32"), ("openvino", "fp32", "int8")]
-    for name, label in (("resnet18-padim", "ResNet-18 PaDiM"), ("lite0-224-gaussian", "auto: Lite0@224 gaussian"),
-                        ("lite0-224-combined", "auto: Lite0@224 combined"), ("lite0-320-knn", "auto: Lite0@320 knn")):
+    cap = bank_rows()[0]
+    labels = {"resnet18-padim": "ResNet-18 PaDiM", "lite0-224-gaussian": "auto: Lite0@224 gaussian",
+              **{f"lite0-224-combined-{r}": f"auto: Lite0@224 combined, {r}-row bank" for r in bank_rows()},
+              "lite0-320-knn": f"auto: Lite0@320 knn, {cap}-row bank"}
+    for name, label in labels.items():
         bundle = bundles[name]
         for be, precision, factor in runs + ([("openvino", "int8", "int8")]
                                              if (bundle / "openvino-int8.xml").exists() else []):
@@ -294,8 +347,9 @@ def main() -> None:
     med = {k: float(np.median(v)) for k, v in p50.items()}
     ref = {k: med.get(f"{k} PaDiM (PyTorch)") for k in ("anomalib", "anomavision")}
     lines = ["# Peers on the CPU: anomalib and AnomaVision PaDiM against cfnc-edge", "",
-             f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run"
-             f"{' (shared: other processes running)' if os.getloadavg()[0] > 1.5 else ''}.", "",
+             # the timed calls themselves keep both cores busy: a load near 2 is this run's own
+             f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end of the run "
+             "(the timed calls use 2 threads: up to 2 is this run's own).", "",
              f"Unit of work: one {SIZE} x {SIZE} frame -> anomaly map at input size (upsampled, Gaussian blur) + "
              f"image score, batch 1. ResNet-18 with random weights, d = {DIM}, fitted on {N_FIT} random frames. "
              f"{a.rounds} interleaved rounds; per round {a.warmup} warm-up then {a.calls} timed calls, p50. "

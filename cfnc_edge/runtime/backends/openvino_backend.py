@@ -112,15 +112,30 @@ class OpenVinoBackend(HostBackend):
         return self.model(batch)
 
 
-def cpu_name() -> str:
-    """This CPU's model name (what a speed measurement is valid for)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {platform.machine()}"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'unknown CPU'}, {platform.machine()}"
+# the vector extensions that decide which kernels a runtime picks, in the order named
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "sve")
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """This CPU's model (what a speed measurement is valid for): its name, and on
+    Linux its family/model and vector extensions, since a virtual machine may
+    show only "AMD EPYC" for CPUs 2.6x apart (benchmarks/results/peers-cpu.md).
+    `cpuinfo`: the text of /proc/cpuinfo (read when not given)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first processor's
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']} model {fields.get('model', '?')})"
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    vector = [f for f in VECTOR_FLAGS if f in flags]
+    return f"{name}, {platform.machine()}" + (f", {' '.join(vector)}" if vector else "")
 
 
 def measure_cpu_backends(bundle: Bundle, batch: np.ndarray, rounds: int = 5, calls: int = 4) -> dict:
