@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine
+from benchmarks.common import machine, write_keeping_reading
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "accuracy-magnetic-tile"
@@ -268,9 +268,7 @@ def write_markdown(rows: list[dict], a) -> None:
                              f"{r['fine_loss'][-1]} over {r['steps']} steps (encoder std x sqrt(width) "
                              f"{r['encoder_std_last']:.2f}; ICA angle std {r['ica_angle_std']:.2f} degrees)")
         lines.append("")
-    md = RESULTS / f"{NAME}.md"
-    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
-    md.write_text("\n".join(lines) + ("\n## Reading" + reading if reading else ""))
+    write_keeping_reading(RESULTS / f"{NAME}.md", "\n".join(lines))
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import machine
+from benchmarks.common import machine, write_keeping_reading
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "bank-cap"
@@ -164,9 +164,7 @@ def write(rows: list[dict], lat: dict | None, a, missing: list[int], out: Path) 
                   "p50 ms = frame to verdict (preprocess, features, distance, maps); distance ms = the `distance` "
                   "stage of `Inspector.timings`. Load average (1, 5, 15 min) before the latency part "
                   f"{', '.join(map(str, lat['load_before']))}, after {', '.join(map(str, lat['load_after']))}.", ""]
-    md = out / f"{NAME}.md"
-    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
-    md.write_text("\n".join(lines) + ("\n## Reading" + reading if reading else ""))
+    write_keeping_reading(out / f"{NAME}.md", "\n".join(lines))
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from benchmarks.accuracy_magnetic_tile import dataset
-from benchmarks.common import machine
+from benchmarks.common import machine, write_keeping_reading
 from cfnc_edge.model.coarse_to_fine import CoarseToFine, ModelConfig
 from cfnc_edge.report.metrics import image_auroc, pixel_auroc, pro_score
 from cfnc_edge.resources import peak_rss_mib
@@ -248,9 +248,7 @@ def write(rows: list[dict], a) -> None:
                   "| variant | " + " | ".join(defects) + " |", "|---|" + "---|" * len(defects)]
         lines += [f"| {r['variant']} | " + " | ".join(_p(r["per_defect"][dn]) for dn in defects) + " |" for r in sel]
         lines.append("")
-    md = RESULTS / f"{NAME}.md"
-    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
-    md.write_text("\n".join(lines) + ("\n## Reading" + reading if reading else ""))
+    write_keeping_reading(RESULTS / f"{NAME}.md", "\n".join(lines))
 
 
 def latency(bundle_path: str, repeats: int = 30) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 
 def machine() -> str:
@@ -22,3 +23,10 @@ def machine() -> str:
 
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def write_keeping_reading(md: Path, text: str) -> None:
+    """Write a results page, keeping the hand-written "## Reading" section of the
+    page it replaces (the tables are regenerated, the reading of them is not)."""
+    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
+    md.write_text(text + ("\n## Reading" + reading if reading else ""))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine
+from benchmarks.common import machine, write_keeping_reading
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS = {
@@ -231,9 +231,7 @@ def write(rows: list[dict], a) -> None:
         cells = [f"{_pct(v['image_auroc'])} / {_pct(v['pixel_auroc'])} / {_pct(v['pro'])}"
                  for v in r["per_defect"].values()]
         lines.append(f"| {r['set']} | {r['config']} | " + " | ".join(cells) + " |")
-    md = RESULTS / f"{a.name}.md"
-    reading = md.read_text().partition("\n## Reading")[2] if md.is_file() else ""
-    md.write_text("\n".join(lines) + "\n" + ("\n## Reading" + reading if reading else ""))
+    write_keeping_reading(RESULTS / f"{a.name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def test_cli_train_with_the_pretrained_recipe_fits_both_scorers_on_untrained_fea
 
 def test_training_options_under_a_recipe_that_trains_nothing_are_named_as_ignored(tiny_data, tmp_path):
     r = subprocess.run([sys.executable, "-m", "cfnc_edge", "train", str(tiny_data), "--out", str(tmp_path / "b"),
-                        "--image-size", "64", "--dim", "8", "--steps", "50", "--lr-heads", "0.1"],
+                        "--image-size", "64", "--dim", "8", "--steps", "50", "--lr-heads", "0.1",
+                        "--budget", "1"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
     assert "--steps, --lr-heads have no effect" in r.stderr
