@@ -58,6 +58,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZE, DIM, N_FIT = 224, 100, 24
+VENVS = Path(os.environ.get("CFNC_PEERS_VENVS", Path.home() / ".cache" / "cfnc-peers"))
 MT50_BANK = 5040  # rows a 50-image magnetic-tile set's bank gets (10% of its patches)
 
 
@@ -67,7 +68,6 @@ def bank_rows() -> tuple[int, int]:
     from cfnc_edge.scoring.memory_bank import MAX_BANK
 
     return MAX_BANK, MT50_BANK
-VENVS = Path(os.environ.get("CFNC_PEERS_VENVS", Path.home() / ".cache" / "cfnc-peers"))
 
 
 def fit_images(rng: np.random.Generator) -> np.ndarray:
@@ -229,7 +229,6 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
     from cfnc_edge.deploy.openvino_int8 import nncf_available
     from cfnc_edge.model.coarse_to_fine import ModelConfig
     from cfnc_edge.model.train import TrainConfig
-    from cfnc_edge.scoring.memory_bank import MAX_BANK
 
     data = work / "data"
     good = data / "train" / "good"
@@ -244,7 +243,7 @@ def cfnc_bundles(work: Path, log) -> dict[str, Path]:
         ("lite0-224-gaussian", ModelConfig(ica=False, fca=False), "gaussian", None),
         *((f"lite0-224-combined-{rows}", ModelConfig(ica=False, fca=False, head="combined"), "combined", rows)
           for rows in bank_rows()),
-        ("lite0-320-knn", ModelConfig(ica=False, fca=False, head="pooled", image_size=320), "knn", MAX_BANK))}
+        ("lite0-320-knn", ModelConfig(ica=False, fca=False, head="pooled", image_size=320), "knn", bank_rows()[0]))}
     random_r18 = work / "resnet18-random.pth"  # "ImageNet weights" that are random, as the peers get
     if not random_r18.exists():
         import torch
