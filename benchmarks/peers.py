@@ -23,7 +23,8 @@ random good images:
   proportion to them, so a bank of the 24 random frames' 10% would flatter
   it): 16384 (the cap, MAX_BANK) for the combined scorer on magnetic-tile's
   762 images and for the bank on screw's 320, and 5040 for a 50-image
-  magnetic-tile set (mt50, where the search chose the Gaussian: the row
+  magnetic-tile set (10% of 50 x 1008 patches when its images' aspect makes
+  the input 224 x 288, 3920 at 224 x 224; mt50, where the search chose the Gaussian: the row
   shows what the combined scorer costs at that size);
   the bank is searched by OpenVINO wherever it is installed (runtime/knn.py),
   so also on the onnxruntime rows of the combined scorer, and in the graph
@@ -59,7 +60,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZE, DIM, N_FIT = 224, 100, 24
 VENVS = Path(os.environ.get("CFNC_PEERS_VENVS", Path.home() / ".cache" / "cfnc-peers"))
-MT50_BANK = 5040  # rows a 50-image magnetic-tile set's bank gets (10% of its patches)
+MT50_BANK = 5040  # rows a 50-image magnetic-tile set's bank gets at 224 x 288 (10% of 50 x 1008 patches)
 
 
 def bank_rows() -> tuple[int, int]:
