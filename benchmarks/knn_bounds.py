@@ -34,12 +34,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 AXES, CANDIDATES = (16, 32, 48, 64), (1, 4, 8, 16)
 
 
-def pooled_queries(bundle: Path, data: Path, images: int, step: int) -> np.ndarray:
-    """Centred pooled features (N, C) of test images, as the bank search receives them."""
+def pooled_queries(bundle: Path, data: Path, images: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centred pooled features (N, C) of test images, as the bank search receives them, and the bank (M, C)."""
     from cfnc_edge.bundle import Bundle
     from cfnc_edge.data.mvtec import MVTecDataset
     from cfnc_edge.images import preprocess, read_image
     from cfnc_edge.model.combined_head import split_combined
+    from cfnc_edge.runtime.combined import is_combined
     from cfnc_edge.runtime.inspector import Inspector
     from cfnc_edge.scoring.loading import load_scorer
 
@@ -50,7 +51,7 @@ def pooled_queries(bundle: Path, data: Path, images: int, step: int) -> np.ndarr
     for sample in MVTecDataset(data).test_samples()[::step][:images]:
         feats, _ = insp.backend(preprocess([read_image(sample.path)], insp.image_size))
         feats = np.asarray(feats)
-        if "fusion" in scorer:  # the combined head: the bank reads the pooled half
+        if is_combined(scorer):  # the combined head: the bank reads the pooled half
             feats = split_combined(feats, int(scorer["mean"].shape[1]), tuple(int(v) for v in scorer["pooled_shape"]))[1]
         out.append(feats[0].reshape(feats.shape[1], -1).T - scorer["center"])
     return np.concatenate(out).astype(np.float64), scorer["bank"].astype(np.float64)

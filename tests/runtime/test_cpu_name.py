@@ -1,5 +1,7 @@
 """The CPU a speed measurement is recorded for (export's cpu_backends, `auto`)."""
 
+import platform
+
 from cfnc_edge.runtime.backends.openvino_backend import cpu_name
 
 ZEN1 = """processor\t: 0
@@ -23,5 +25,7 @@ def test_two_cpus_that_share_a_model_name_are_told_apart():
 
 
 def test_a_cpu_without_cpuinfo_fields_still_has_a_name():
-    assert cpu_name("")  # platform.processor() or "unknown CPU", and the architecture
+    # no /proc/cpuinfo (macOS, Windows): platform's name and the architecture, no family or extensions
+    name = cpu_name("")
+    assert name == f"{platform.processor() or 'unknown CPU'}, {platform.machine()}"
     assert cpu_name() == cpu_name()  # this machine: stable from call to call
