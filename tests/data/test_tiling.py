@@ -33,8 +33,10 @@ def test_tiled_frame_map_is_its_tiles_maps_side_by_side(tiny_bundle, plain, part
     got = Inspector(tiny_bundle, "torch", tile="auto")([frame])[0]
     alone = [plain([p])[0] for p in parts]  # each tile run on its own
     assert got.map.shape == (S, 3 * S) and got.full_map().shape == frame.shape[:2]
-    np.testing.assert_allclose(got.map, np.concatenate([a.map for a in alone], axis=1), rtol=1e-5, atol=1e-6)
-    assert got.score == pytest.approx(max(a.score for a in alone), rel=1e-5)  # batch 3 vs 1: float rounding
+    # batch 3 against batch 1: PyTorch's CPU convolutions sum in another order per batch size, so
+    # fp32 maps differ by rounding; a fresh-clone CI (shuffled, seed 9992) measured 1.13e-5 relative
+    np.testing.assert_allclose(got.map, np.concatenate([a.map for a in alone], axis=1), rtol=1e-4, atol=1e-6)
+    assert got.score == pytest.approx(max(a.score for a in alone), rel=1e-4)
     assert got.anomalous == (got.score > got.threshold)
 
 
