@@ -64,7 +64,16 @@ class Broker:
         assert ready.wait(20), "broker did not start"
 
     def stop(self):
-        asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(20)
+        async def down():
+            # amqtt closes its listening sockets only after it has closed every
+            # session: a client reconnecting in that gap keeps a connection no one
+            # closes (a fresh-clone CI's sink stayed connected to the stopped
+            # broker). Stop listening first.
+            for server in self.broker._servers.values():
+                server.instance.close()
+            await self.broker.shutdown()
+
+        asyncio.run_coroutine_threadsafe(down(), self.loop).result(20)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(20)
         self.loop.close()

@@ -73,16 +73,22 @@ def test_broker_down_mid_stream_loses_no_frames_and_the_sink_counts_its_drops(ti
     runner = None
     frames = synthetic_frames(30)
 
+    waits_failed = []  # the runner reads a raising source as a lost one: keep what timed out to report it
+
     def camera():
         for i, f in enumerate(frames):
-            if i == 8:  # everything so far delivered, then the broker goes away
-                wait_until(lambda: sink.published == 8, 20, "8 published")
-                broker.stop()
-                wait_until(lambda: not sink.client.is_connected(), 20, "sink to notice the outage")
-            if i == 20:  # frames 8-19 went through the pipeline while it was down; it comes back
-                wait_until(lambda: runner.stats.total("frames") == 20 and sink.messages == 20, 20, "frames 8-19")
-                broker.start()
-                wait_until(lambda: sink.client.is_connected() and sub.subscribed.is_set(), 20, "reconnect")
+            try:
+                if i == 8:  # everything so far delivered, then the broker goes away
+                    wait_until(lambda: sink.published == 8, 20, "8 published")
+                    broker.stop()
+                    wait_until(lambda: not sink.client.is_connected(), 20, "sink to notice the outage")
+                if i == 20:  # frames 8-19 went through the pipeline while it was down; it comes back
+                    wait_until(lambda: runner.stats.total("frames") == 20 and sink.messages == 20, 20, "frames 8-19")
+                    broker.start()
+                    wait_until(lambda: sink.client.is_connected() and sub.subscribed.is_set(), 20, "reconnect")
+            except AssertionError as exc:
+                waits_failed.append(f"frame {i}: {exc}")
+                raise
             yield f
 
     out = io.StringIO()
@@ -90,6 +96,7 @@ def test_broker_down_mid_stream_loses_no_frames_and_the_sink_counts_its_drops(ti
                           StreamOptions(max_batch=2), sinks=[JsonLinesSink(stream=out), sink])
     try:
         summary = runner.run()
+        assert not waits_failed
         lines = [json.loads(x) for x in out.getvalue().splitlines()]
         assert [x["frame"] for x in lines] == list(range(30))  # the pipeline lost nothing
         assert summary["frames"] == 30 and summary["sinks"]["mqtt"] == {
