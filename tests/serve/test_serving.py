@@ -73,6 +73,20 @@ def raw_infer(srv, model, array):
         client.close()
 
 
+def settled_metrics(srv, model, quiet_s=0.5, timeout_s=10.0):
+    """The model's metrics once its counters stop moving (nothing may be in flight): two reads
+    `quiet_s` apart that agree."""
+    keys = ("nv_inference_count", "nv_inference_exec_count")
+    last, deadline = srv.metrics(model), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = srv.metrics(model)
+        if all(now.get(k) == last.get(k) for k in keys):
+            return now
+        last = now
+    return last
+
+
 def test_scores_equal_local_inspector(server, local, tiny_bundle, other_bundle):
     from cfnc_edge.api import connect
 
@@ -110,7 +124,10 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
     mine = {k: synthetic_frames(n_requests, seed=100 + k) for k in range(n_clients)}
     got, errors = {}, []
     clients = {k: connect(server.url, "tiny") for k in range(n_clients)}
-    before = server.metrics("tiny")  # after the clients' connection probes
+    # after the clients' connection probes (connect() infers one PROBE frame each), and after Triton
+    # has recorded them: it records a request on release, which can follow the response (see below),
+    # and a probe counted only after this read would count as one of the 48 frames
+    before = settled_metrics(server, "tiny")
     barrier = threading.Barrier(n_clients)
 
     def run(k):
