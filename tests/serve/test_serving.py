@@ -152,8 +152,10 @@ def test_concurrent_clients_get_their_own_results_in_batches(server, local):
         after = server.metrics("tiny")
     for k in range(n_clients):
         want = [r.score for f in mine[k] for r in local([f])]
-        # batched with other clients' frames: equal up to float32 summation order
-        np.testing.assert_allclose(got[k], want, rtol=1e-5)
+        # batched with other clients' frames (batches of 1-8) against batch 1: PyTorch's CPU
+        # convolutions sum in another order per batch size, which moved a map by 1.13e-5 relative
+        # in the tiling test (batch 3 against 1, fresh-clone CI seed 9992): 1e-4, as there
+        np.testing.assert_allclose(got[k], want, rtol=1e-4)
     frames_served, executions = (after[k] - before[k] for k in ("nv_inference_count", "nv_inference_exec_count"))
     assert frames_served == n_clients * n_requests
     assert executions < frames_served / 2, f"{frames_served} frames in {executions} executions: hardly batched"
