@@ -19,10 +19,16 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_data, tmp_path_factory):
+    import torch
+
     from cfnc_edge.api import train
     from cfnc_edge.model.coarse_to_fine import ModelConfig
     from cfnc_edge.model.train import TrainConfig
 
+    # api.train builds the model (ICA's and FCA's localisation nets draw their initial weights from
+    # torch's global generator) before the Trainer seeds it: without this the session's bundle would
+    # depend on what the tests before it (in pytest-randomly's order) left in that generator
+    torch.manual_seed(0)
     out = tmp_path_factory.mktemp("bundle")
     return train(tiny_data, out, ModelConfig(image_size=TINY, feature_dim=16),
                  TrainConfig(steps=3, batch_size=4), progress=False)
