@@ -115,8 +115,9 @@ def test_a_dead_source_is_retried_while_the_others_go_on(tiny_bundle, video, tmp
 
     def live():
         for i, f in enumerate(synthetic_frames(40)):
-            if i == 5:
-                shutil.copy(video, late)
+            if i == 5:  # whole at once: the late source's retry could open a half-copied file
+                shutil.copy(video, tmp_path / "late.partial")
+                os.replace(tmp_path / "late.partial", late)
             yield f
 
     status = io.StringIO()
