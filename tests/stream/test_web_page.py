@@ -135,7 +135,8 @@ def test_a_non_local_bind_needs_the_token_on_every_request(tiny_bundle, tmp_path
                            status=io.StringIO(),
                            on_start=lambda r: sink.update(web=next(s for s in r.sinks if isinstance(s, WebSink))))
     wait_until(lambda: "web" in sink and sink["web"].server is not None, what="the page to be served")
-    base = f"http://127.0.0.1:{sink['web'].port}"
+    # the server's port: WebSink.open sets its own .port (0 until then) a line after .server
+    base = f"http://127.0.0.1:{sink['web'].server.port}"
     wait_until(lambda: get(base + "/api/state?token=s3cret-token")[0] == 200, what="the state")
     for path in ("/", "/api/state", "/static/app.js", "/api/item/0-0.jpg"):
         assert get(base + path)[0] == 401, path
@@ -146,9 +147,9 @@ def test_a_non_local_bind_needs_the_token_on_every_request(tiny_bundle, tmp_path
     from websockets.sync.client import connect
 
     with pytest.raises((InvalidStatus, ConnectionError, OSError)):
-        with connect(f"ws://127.0.0.1:{sink['web'].port}/ws/live/0") as ws:
+        with connect(f"ws://127.0.0.1:{sink['web'].server.port}/ws/live/0") as ws:
             ws.recv(timeout=5)
-    with connect(f"ws://127.0.0.1:{sink['web'].port}/ws/live/0?token=s3cret-token") as ws:
+    with connect(f"ws://127.0.0.1:{sink['web'].server.port}/ws/live/0?token=s3cret-token") as ws:
         assert json.loads(ws.recv(timeout=30))["source"] == "cam"
         assert ws.recv(timeout=30)[:2] == b"\xff\xd8"  # a JPEG
     frames.gates[0].set()
@@ -163,7 +164,7 @@ def test_local_page_checks_host_and_takes_reviews_only_as_json(tiny_bundle, tmp_
                            inspection=InspectOptions(backend="torch"), output=tmp_path / "v.jsonl", web=0, review=tmp_path / "rev", status=io.StringIO(),
                            on_start=lambda r: sink.update(web=next(s for s in r.sinks if isinstance(s, WebSink))))
     wait_until(lambda: "web" in sink and sink["web"].server is not None, what="the page to be served")
-    base = f"http://127.0.0.1:{sink['web'].port}"
+    base = f"http://127.0.0.1:{sink['web'].server.port}"  # not sink.port: see the test above
     wait_until(lambda: json.loads(get(base + "/api/state")[1])["summary"]["frames"] == 4, what="4 frames")
     assert get(base + "/", {"Host": "attacker.example"})[0] == 400  # DNS rebinding
     assert get(base + "/api/review/0-3", {"Content-Type": "text/plain"}, b'{"label": "good"}')[0] == 415
