@@ -3,6 +3,7 @@
 import io
 import json
 
+import numpy as np
 import pytest
 from stream_helpers import Subscriber, synthetic_frames, wait_until
 
@@ -107,6 +108,27 @@ def test_broker_down_mid_stream_loses_no_frames_and_the_sink_counts_its_drops(ti
         wait_until(lambda: len({m["frame"] for m in sub.messages}) >= 22, 10, "messages after the reconnect")
         received = sorted({m["frame"] for m in sub.messages})  # QoS 1: a resend may repeat one
         assert received == [*range(8), *range(16, 30)]
+    finally:
+        sub.close()
+
+
+def test_a_stream_that_ends_before_the_first_connection_still_delivers(broker):
+    """Verdicts written and the sink closed at once, before paho's thread has the
+    broker's CONNACK: close() waits for the connection, then for the acknowledgements."""
+    from types import SimpleNamespace
+
+    from cfnc_edge.stream.sinks.base import Verdict
+
+    sub = Subscriber(broker.port, "short")
+    sink = MqttSink(MqttOptions(f"mqtt://127.0.0.1:{broker.port}/short", reconnect_s=FAST, retain_status=False))
+    result = SimpleNamespace(score=1.5, normalized_score=None, anomalous=False)
+    try:
+        sink.open(SimpleNamespace(log=lambda line: None))
+        for i in range(3):
+            sink.write(Verdict(0, "cam", "cam", None, i, 0.0, 1.0, np.zeros((2, 2, 3), np.uint8), result))
+        assert sink.close() == {"url": sink.opt.url, "messages": 3, "published": 3, "dropped": 0, "unsent": 0}
+        wait_until(lambda: len(sub.messages) >= 3, 10, "3 messages")
+        assert sorted({m["frame"] for m in sub.messages}) == [0, 1, 2]
     finally:
         sub.close()
 

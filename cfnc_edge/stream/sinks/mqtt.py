@@ -169,6 +169,10 @@ class MqttSink:
 
     def close(self) -> dict:
         deadline = time.monotonic() + self.opt.close_timeout_s
+        # a stream shorter than the first connection (a few images) ends before
+        # the broker's CONNACK: wait for that attempt's outcome, not only while connected
+        while time.monotonic() < deadline and self.reachable is None:
+            time.sleep(0.02)
         while time.monotonic() < deadline and self.client.is_connected():
             self._drain()
             if not self.buffer and self.published >= self.handed:
