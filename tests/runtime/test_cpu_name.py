@@ -17,7 +17,7 @@ model name\t: AMD EPYC
 
 def test_two_cpus_that_share_a_model_name_are_told_apart():
     # a virtual machine may show "AMD EPYC" for Zen 1 and Zen 4 alike: the backend measured
-    # fastest on one is no evidence for the other (peers-cpu.md: 2.6x apart)
+    # fastest on one is no evidence for the other (peers-cpu-zen1.md: 2.6x apart)
     zen4 = ZEN1.replace("cpu family\t: 23", "cpu family\t: 25").replace("avx2", "avx2 avx512f avx512_bf16")
     assert cpu_name(ZEN1).startswith("AMD EPYC (family 23 model 1), ") and cpu_name(ZEN1).endswith(", avx2")
     assert cpu_name(zen4).endswith(", avx2 avx512f avx512_bf16")

@@ -119,7 +119,7 @@ VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "as
 def cpu_name(cpuinfo: str | None = None) -> str:
     """This CPU's model (what a speed measurement is valid for): its name, and on
     Linux its family/model and vector extensions, since a virtual machine may
-    show only "AMD EPYC" for CPUs 2.6x apart (benchmarks/results/peers-cpu.md).
+    show only "AMD EPYC" for CPUs 2.6x apart (benchmarks/results/peers-cpu-zen1.md).
     `cpuinfo`: the text of /proc/cpuinfo (read when not given)."""
     if cpuinfo is None:
         try:
